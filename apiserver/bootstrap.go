@@ -1,0 +1,92 @@
+package apiserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// bootstrap creates what every cluster has from the start: the system
+// namespaces and the "kubernetes" Service pointing at the API server. It
+// goes through the API handler itself, so these objects get the same
+// defaults, validation and allocation as any other.
+func (s *Server) bootstrap(ctx context.Context, kubernetesIP string) error {
+	for _, ns := range []string{"default", "kube-system", "kube-public", "kube-node-lease"} {
+		obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
+		if err := s.ensure(ctx, "/api/v1/namespaces", obj); err != nil {
+			return err
+		}
+	}
+	host, portStr, err := net.SplitHostPort(s.listener.Addr().String())
+	if err != nil {
+		return err
+	}
+	port, _ := strconv.Atoi(portStr)
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Labels: map[string]string{"component": "apiserver", "provider": "kubernetes"}},
+		Spec: corev1.ServiceSpec{
+			ClusterIP: kubernetesIP,
+			Ports:     []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(int32(port))}},
+		},
+	}
+	if err := s.ensure(ctx, "/api/v1/namespaces/default/services", svc); err != nil {
+		return err
+	}
+	ep := &corev1.Endpoints{
+		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Labels: map[string]string{"endpointslice.kubernetes.io/skip-mirror": "true"}},
+		Subsets: []corev1.EndpointSubset{{
+			Addresses: []corev1.EndpointAddress{{IP: host}},
+			Ports:     []corev1.EndpointPort{{Name: "https", Port: int32(port), Protocol: corev1.ProtocolTCP}},
+		}},
+	}
+	if err := s.ensure(ctx, "/api/v1/namespaces/default/endpoints", ep); err != nil {
+		return err
+	}
+	// The endpoints follow this process's address; another process sharing
+	// the database may have written its own, so refresh it.
+	return s.put(ctx, "/api/v1/namespaces/default/endpoints/kubernetes", ep)
+}
+
+// ensure creates obj at collection unless it exists.
+func (s *Server) ensure(ctx context.Context, collection string, obj any) error {
+	code, body, err := s.call(ctx, http.MethodPost, collection, obj)
+	if err != nil {
+		return err
+	}
+	if code != http.StatusCreated && code != http.StatusConflict {
+		return fmt.Errorf("create at %s: %d %s", collection, code, body)
+	}
+	return nil
+}
+
+func (s *Server) put(ctx context.Context, path string, obj any) error {
+	code, body, err := s.call(ctx, http.MethodPut, path, obj)
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK {
+		return fmt.Errorf("update %s: %d %s", path, code, body)
+	}
+	return nil
+}
+
+func (s *Server) call(ctx context.Context, method, path string, obj any) (int, string, error) {
+	body, err := json.Marshal(obj)
+	if err != nil {
+		return 0, "", err
+	}
+	req := httptest.NewRequest(method, path, bytes.NewReader(body)).WithContext(ctx)
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	s.handler.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.String(), nil
+}

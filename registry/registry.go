@@ -1,0 +1,224 @@
+// Package registry describes the resources pgkube serves: for each one its
+// names, scope, subresources and per-kind behaviour (name rules, selectable
+// fields, status handling) as data that the one generic REST path reads.
+package registry
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Resource is one served resource at one version.
+type Resource struct {
+	Group, Version, Resource string
+	Kind, ListKind, Singular string
+	Namespaced               bool
+	ShortNames               []string
+	Categories               []string
+
+	// StorageResource is the storage key ("group/resource") when the
+	// resource shares its objects with another one (events.k8s.io events are
+	// core events); ToStorage/FromStorage convert between the two faces.
+	StorageResource string
+	ToStorage       func(runtime.Object) (runtime.Object, error)
+	FromStorage     func(runtime.Object) (runtime.Object, error)
+
+	// Status: the resource has a status subresource, so the main resource
+	// ignores status changes and /status ignores everything else.
+	Status bool
+	// KeepStatusOnCreate: creates keep the given status (nodes are created by
+	// their agent with status filled in).
+	KeepStatusOnCreate bool
+	// Scale describes the scale subresource, if any.
+	Scale *ScaleInfo
+	// Generation: metadata.generation is set and bumped on spec changes.
+	Generation bool
+
+	// NameRule validates metadata.name (and generateName as a prefix).
+	NameRule func(name string, prefix bool) []string
+	// Fields returns the values of the field selectors the kind supports
+	// besides metadata.name and metadata.namespace.
+	Fields func(obj runtime.Object) map[string]string
+	// Prepare adjusts a new object (create) or an update (old non-nil)
+	// before validation: kind-specific server-set fields.
+	Prepare func(obj, old runtime.Object, subresource string)
+	// Validate checks kind-specific rules; old is nil on create.
+	Validate func(obj, old runtime.Object) field.ErrorList
+	// Immutable lists dotted JSON paths that may not change after create.
+	Immutable []string
+	// GracefulDelete decides whether a delete only marks the object with a
+	// deletionTimestamp for its owner (the node agent) to finish.
+	GracefulDelete func(obj runtime.Object, requested *int64) (graceful bool, seconds int64)
+	// Deleting adjusts an object marked for deletion (a namespace turns
+	// Terminating).
+	Deleting func(obj runtime.Object)
+	// PendingFinalizers reports kind-specific finalizers that still hold a
+	// deleted object (a namespace's spec.finalizers).
+	PendingFinalizers func(obj runtime.Object) bool
+	// Subresources served besides status and scale, e.g. "binding" for pods.
+	Subresources []string
+}
+
+// ScaleInfo locates the replica counts for the scale subresource.
+type ScaleInfo struct {
+	// SelectorIsMap: spec.selector is a plain map (ReplicationController)
+	// rather than a LabelSelector.
+	SelectorIsMap bool
+}
+
+// GroupVersion of the resource.
+func (r *Resource) GroupVersion() schema.GroupVersion {
+	return schema.GroupVersion{Group: r.Group, Version: r.Version}
+}
+
+// GVK of the resource's kind.
+func (r *Resource) GVK() schema.GroupVersionKind { return r.GroupVersion().WithKind(r.Kind) }
+
+// StorageKey is where the resource's objects live in storage.
+func (r *Resource) StorageKey() string {
+	if r.StorageResource != "" {
+		return r.StorageResource
+	}
+	return r.Group + "/" + r.Resource
+}
+
+// HoldsDeletion reports whether kind-specific finalizers keep a deleted
+// object.
+func (r *Resource) HoldsDeletion(obj runtime.Object) bool {
+	return r.PendingFinalizers != nil && r.PendingFinalizers(obj)
+}
+
+// Verbs served on the main resource.
+func (r *Resource) Verbs() []string {
+	return []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
+}
+
+// Registry is the set of served resources.
+type Registry struct {
+	Scheme    *runtime.Scheme
+	resources []*Resource
+	byGVR     map[schema.GroupVersionResource]*Resource
+	// groups in discovery order, each with its versions (preferred first)
+	groups []GroupInfo
+}
+
+// GroupInfo lists one API group's versions, preferred first.
+type GroupInfo struct {
+	Name     string
+	Versions []string
+}
+
+// New returns a registry with every built-in resource.
+func New() (*Registry, error) {
+	scheme, err := NewScheme()
+	if err != nil {
+		return nil, err
+	}
+	reg := &Registry{Scheme: scheme, byGVR: map[schema.GroupVersionResource]*Resource{}}
+	for _, r := range builtins() {
+		if err := reg.add(r); err != nil {
+			return nil, err
+		}
+	}
+	return reg, nil
+}
+
+func (reg *Registry) add(r *Resource) error {
+	if r.ListKind == "" {
+		r.ListKind = r.Kind + "List"
+	}
+	if r.Singular == "" {
+		r.Singular = strings.ToLower(r.Kind)
+	}
+	if r.NameRule == nil {
+		r.NameRule = dnsSubdomain
+	}
+	gvr := schema.GroupVersionResource{Group: r.Group, Version: r.Version, Resource: r.Resource}
+	if _, dup := reg.byGVR[gvr]; dup {
+		return fmt.Errorf("resource %s registered twice", gvr)
+	}
+	if !reg.Scheme.Recognizes(r.GVK()) {
+		return fmt.Errorf("resource %s: kind %s is not in the scheme", gvr, r.GVK())
+	}
+	reg.byGVR[gvr] = r
+	reg.resources = append(reg.resources, r)
+	found := false
+	for i := range reg.groups {
+		if reg.groups[i].Name == r.Group {
+			found = true
+			if !contains(reg.groups[i].Versions, r.Version) {
+				reg.groups[i].Versions = append(reg.groups[i].Versions, r.Version)
+			}
+		}
+	}
+	if !found {
+		reg.groups = append(reg.groups, GroupInfo{Name: r.Group, Versions: []string{r.Version}})
+	}
+	return nil
+}
+
+// Lookup finds a resource by group, version and plural name.
+func (reg *Registry) Lookup(group, version, resource string) (*Resource, bool) {
+	r, ok := reg.byGVR[schema.GroupVersionResource{Group: group, Version: version, Resource: resource}]
+	return r, ok
+}
+
+// Groups lists the served groups; the core group has the empty name.
+func (reg *Registry) Groups() []GroupInfo { return reg.groups }
+
+// GroupVersionKnown reports whether any resource is served at group/version.
+func (reg *Registry) GroupVersionKnown(group, version string) bool {
+	for _, g := range reg.groups {
+		if g.Name == group && contains(g.Versions, version) {
+			return true
+		}
+	}
+	return false
+}
+
+// Resources served at group/version, sorted by name.
+func (reg *Registry) Resources(group, version string) []*Resource {
+	var out []*Resource
+	for _, r := range reg.resources {
+		if r.Group == group && r.Version == version {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Resource < out[j].Resource })
+	return out
+}
+
+// ByStorageKey lists the resources sharing one storage key.
+func (reg *Registry) ByStorageKey(key string) []*Resource {
+	var out []*Resource
+	for _, r := range reg.resources {
+		if r.StorageKey() == key {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// NewObject returns an empty typed object of the resource's kind.
+func (reg *Registry) NewObject(r *Resource) (runtime.Object, error) {
+	return reg.Scheme.New(r.GVK())
+}
+
+// NewList returns an empty typed list of the resource's kind.
+func (reg *Registry) NewList(r *Resource) (runtime.Object, error) {
+	return reg.Scheme.New(r.GroupVersion().WithKind(r.ListKind))
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,281 @@
+package server
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/pgkube/pgkube/storage"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// tooLargeWait is how long a read at a future resourceVersion waits, as
+// kube-apiserver does, before answering 504 with ResourceVersionTooLarge.
+const tooLargeWait = 3 * time.Second
+
+// continueToken is pgkube's opaque continue parameter: the snapshot's
+// resourceVersion and the last key of the previous page.
+type continueToken struct {
+	RV        int64  `json:"rv"`
+	Namespace string `json:"ns,omitempty"`
+	Name      string `json:"n"`
+}
+
+func encodeContinue(t continueToken) string {
+	b, _ := json.Marshal(t)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeContinue(s string) (continueToken, error) {
+	var t continueToken
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		err = json.Unmarshal(b, &t)
+	}
+	if err != nil || t.RV <= 0 || t.Name == "" {
+		return t, badRequest("continue key is not valid: %q", s)
+	}
+	return t, nil
+}
+
+func parseRV(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, apierrors.NewBadRequest("invalid resource version: " + s)
+	}
+	return n, nil
+}
+
+// waitForRV makes a read at resourceVersion N wait until the cluster has
+// reached N: never serve data older than what the client has seen.
+func (s *Server) waitForRV(c *call, v string) error {
+	n, err := parseRV(v)
+	if err != nil || n == 0 {
+		return err
+	}
+	return s.cfg.Store.WaitForRV(c.ctx, c.cluster, n, tooLargeWait)
+}
+
+// listOptions reads selectors, paging and resourceVersion semantics.
+func (s *Server) listOptions(c *call) (storage.ListOptions, error) {
+	q := c.r.URL.Query()
+	lo := storage.ListOptions{Resource: c.res.StorageKey(), Namespace: c.ri.Namespace}
+	if v := q.Get("labelSelector"); v != "" {
+		sel, err := labels.Parse(v)
+		if err != nil {
+			return lo, badRequest("unable to parse requirement: %v", err)
+		}
+		lo.Labels = sel
+	}
+	if v := q.Get("fieldSelector"); v != "" {
+		sel, err := fields.ParseSelector(v)
+		if err != nil {
+			return lo, badRequest("invalid field selector: %v", err)
+		}
+		if err := s.checkFields(c, sel); err != nil {
+			return lo, err
+		}
+		lo.Fields = sel
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return lo, badRequest("limit must be a non-negative integer, got %q", v)
+		}
+		lo.Limit = n
+	}
+	rv, err := parseRV(q.Get("resourceVersion"))
+	if err != nil {
+		return lo, err
+	}
+	match := q.Get("resourceVersionMatch")
+	switch match {
+	case "", string(metav1.ResourceVersionMatchNotOlderThan), string(metav1.ResourceVersionMatchExact):
+	default:
+		return lo, badRequest("resourceVersionMatch: unsupported value %q: supported values are Exact, NotOlderThan", match)
+	}
+	if match != "" && q.Get("resourceVersion") == "" {
+		return lo, badRequest("resourceVersionMatch is forbidden unless resourceVersion is provided")
+	}
+	if cont := q.Get("continue"); cont != "" {
+		if q.Get("resourceVersion") != "" && q.Get("resourceVersion") != "0" {
+			return lo, badRequest("specifying resource version is not allowed when using continue")
+		}
+		t, err := decodeContinue(cont)
+		if err != nil {
+			return lo, err
+		}
+		lo.AtRV, lo.AfterNamespace, lo.AfterName = t.RV, t.Namespace, t.Name
+		return lo, nil
+	}
+	if rv > 0 {
+		if err := s.cfg.Store.WaitForRV(c.ctx, c.cluster, rv, tooLargeWait); err != nil {
+			return lo, err
+		}
+		// Exact, or a paged read at N with no match given, reads at N; a
+		// plain read at N is "not older than N", served from the present.
+		if match == string(metav1.ResourceVersionMatchExact) || (match == "" && lo.Limit > 0) {
+			lo.AtRV = rv
+		}
+	}
+	return lo, nil
+}
+
+// checkFields refuses field selectors on fields the kind does not index.
+func (s *Server) checkFields(c *call, sel fields.Selector) error {
+	var known map[string]string
+	if c.res.Fields != nil {
+		zero, err := s.cfg.Registry.NewObject(c.res)
+		if err == nil {
+			known = c.res.Fields(zero)
+		}
+	}
+	for _, r := range sel.Requirements() {
+		if r.Field == "metadata.name" || r.Field == "metadata.namespace" {
+			continue
+		}
+		if _, ok := known[r.Field]; !ok {
+			return badRequest("field label not supported: %s", r.Field)
+		}
+	}
+	return nil
+}
+
+func (s *Server) list(c *call) error {
+	lo, err := s.listOptions(c)
+	if err != nil {
+		return err
+	}
+	lo.CountRemaining = lo.Labels == nil && lo.Fields == nil
+	page, err := s.cfg.Store.List(c.ctx, c.cluster, lo)
+	if errors.Is(err, storage.ErrCompacted) && c.r.URL.Query().Get("continue") != "" {
+		return s.expiredContinue(c, lo)
+	}
+	if err != nil {
+		return err
+	}
+	lm := metav1.ListMeta{ResourceVersion: strconv.FormatInt(page.RV, 10)}
+	if page.More {
+		last := page.Items[len(page.Items)-1]
+		lm.Continue = encodeContinue(continueToken{RV: page.RV, Namespace: last.Namespace, Name: last.Name})
+		if lo.CountRemaining {
+			n := page.Remaining
+			lm.RemainingItemCount = &n
+		}
+	}
+	// Plain JSON of objects stored as served is assembled from the stored
+	// bytes: a list of thousands never decodes a single one.
+	if c.out.media == mediaJSON && c.out.as == "" && c.res.FromStorage == nil {
+		return s.writeRawList(c, lm, page.Items)
+	}
+	objs := make([]runtime.Object, 0, len(page.Items))
+	for _, it := range page.Items {
+		obj, err := s.fromStorage(c.res, it.Data)
+		if err != nil {
+			return err
+		}
+		objs = append(objs, obj)
+	}
+	return s.respondList(c, objs, lm)
+}
+
+// expiredContinue answers a continue token whose snapshot was compacted with
+// 410 Expired, offering a token that continues from the present, as upstream.
+func (s *Server) expiredContinue(c *call, lo storage.ListOptions) error {
+	cur, _, err := s.cfg.Store.CurrentRV(c.ctx, c.cluster)
+	if err != nil {
+		return err
+	}
+	e := apierrors.NewResourceExpired("The provided continue parameter is too old to display a consistent list result. " +
+		"You can start a new list without the continue parameter, or use the continue token in this response to " +
+		"retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - " +
+		"objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
+	st := e.ErrStatus
+	st.ListMeta = metav1.ListMeta{Continue: encodeContinue(continueToken{RV: cur, Namespace: lo.AfterNamespace, Name: lo.AfterName})}
+	return &apierrors.StatusError{ErrStatus: st}
+}
+
+func (s *Server) writeRawList(c *call, lm metav1.ListMeta, items []storage.Object) error {
+	head, err := json.Marshal(struct {
+		Kind       string          `json:"kind"`
+		APIVersion string          `json:"apiVersion"`
+		Metadata   metav1.ListMeta `json:"metadata"`
+	}{c.res.ListKind, c.res.GroupVersion().String(), lm})
+	if err != nil {
+		return err
+	}
+	size := len(head) + 16
+	for _, it := range items {
+		size += len(it.Data) + 1
+	}
+	var buf bytes.Buffer
+	buf.Grow(size)
+	buf.Write(head[:len(head)-1])
+	buf.WriteString(`,"items":[`)
+	for i, it := range items {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(it.Data)
+	}
+	buf.WriteString("]}")
+	c.flushWarnings()
+	writeBytes(c.w, http.StatusOK, mediaJSON, buf.Bytes())
+	return nil
+}
+
+// respondList answers with decoded objects in the negotiated form.
+func (s *Server) respondList(c *call, objs []runtime.Object, lm metav1.ListMeta) error {
+	var out runtime.Object
+	switch c.out.as {
+	case "Table":
+		t, err := s.table(c, objs, lm)
+		if err != nil {
+			return err
+		}
+		out = t
+	case "PartialObjectMetadata", "PartialObjectMetadataList":
+		l := &metav1.PartialObjectMetadataList{ListMeta: lm}
+		l.APIVersion, l.Kind = "meta.k8s.io/"+versionOr(c.out.version), "PartialObjectMetadataList"
+		for _, o := range objs {
+			l.Items = append(l.Items, *partialMeta(o, c.out.version))
+		}
+		out = l
+	default:
+		list, err := s.cfg.Registry.NewList(c.res)
+		if err != nil {
+			return err
+		}
+		if err := meta.SetList(list, objs); err != nil {
+			return err
+		}
+		lmAcc, err := meta.ListAccessor(list)
+		if err != nil {
+			return err
+		}
+		lmAcc.SetResourceVersion(lm.ResourceVersion)
+		lmAcc.SetContinue(lm.Continue)
+		lmAcc.SetRemainingItemCount(lm.RemainingItemCount)
+		setGVK(list, c.res.GroupVersion().WithKind(c.res.ListKind))
+		out = list
+	}
+	body, err := s.codecs.encode(out, c.out.media)
+	if err != nil {
+		return err
+	}
+	c.flushWarnings()
+	writeBytes(c.w, http.StatusOK, c.out.media, body)
+	return nil
+}

@@ -1,0 +1,327 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/pgkube/pgkube/admission"
+	"github.com/pgkube/pgkube/registry"
+	"github.com/pgkube/pgkube/storage"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// call carries one resource request through the handler family.
+type call struct {
+	w       http.ResponseWriter
+	r       *http.Request
+	ctx     context.Context
+	ri      requestInfo
+	res     *registry.Resource
+	out     output
+	cluster string
+	// warnings go out as Warning headers, as kube-apiserver sends them.
+	warnings []string
+}
+
+func schemaGR(group, resource string) schema.GroupResource {
+	return schema.GroupResource{Group: group, Resource: resource}
+}
+
+func (c *call) gr() schema.GroupResource { return schemaGR(c.res.Group, c.res.Resource) }
+
+func (c *call) key(namespace, name string) storage.Key {
+	return storage.Key{Resource: c.res.StorageKey(), Namespace: namespace, Name: name}
+}
+
+func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, ri requestInfo) {
+	res, ok := s.cfg.Registry.Lookup(ri.Group, ri.Version, ri.Resource)
+	if !ok || (!res.Namespaced && ri.Namespace != "" && ri.Resource != "namespaces") {
+		writeStatusError(w, notFoundPath(r))
+		return
+	}
+	out, ok := negotiate(r)
+	if !ok {
+		writeStatusError(w, apierrors.NewGenericServerResponse(http.StatusNotAcceptable, "", schemaGR(res.Group, res.Resource), "",
+			"only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf", 0, false))
+		return
+	}
+	c := &call{w: w, r: r, ctx: r.Context(), ri: ri, res: res, out: out, cluster: s.cfg.Cluster}
+	s.metrics.label(r, ri.Verb, res.Resource, ri.Subresource)
+	if err := s.dispatch(c); err != nil {
+		c.flushWarnings()
+		writeStatusError(w, toStatus(err, c.gr(), ri.Name))
+	}
+}
+
+func (c *call) flushWarnings() {
+	for _, w := range c.warnings {
+		c.w.Header().Add("Warning", fmt.Sprintf("299 - %q", w))
+	}
+	c.warnings = nil
+}
+
+func (s *Server) dispatch(c *call) error {
+	ri := c.ri
+	switch ri.Subresource {
+	case "":
+	case "status":
+		if !c.res.Status {
+			return notFoundPath(c.r)
+		}
+	case "scale":
+		if c.res.Scale == nil {
+			return notFoundPath(c.r)
+		}
+		return s.serveScale(c)
+	case "binding":
+		if c.res.Resource != "pods" || ri.Verb != "create" {
+			return notFoundPath(c.r)
+		}
+		return s.bindPod(c)
+	case "finalize":
+		if c.res.Resource != "namespaces" || ri.Verb != "update" {
+			return notFoundPath(c.r)
+		}
+		return s.finalizeNamespace(c)
+	default:
+		return notFoundPath(c.r)
+	}
+	if ri.Subresource == "status" && ri.Verb != "get" && ri.Verb != "update" && ri.Verb != "patch" {
+		return methodNotAllowed(c)
+	}
+	switch ri.Verb {
+	case "get":
+		return s.get(c)
+	case "list":
+		return s.list(c)
+	case "watch":
+		return s.watch(c)
+	case "create":
+		if ri.Name != "" {
+			return methodNotAllowed(c)
+		}
+		return s.create(c)
+	case "update":
+		return s.update(c)
+	case "patch":
+		return s.patch(c)
+	case "delete":
+		return s.delete(c)
+	case "deletecollection":
+		return s.deleteCollection(c)
+	}
+	return methodNotAllowed(c)
+}
+
+func methodNotAllowed(c *call) error {
+	return apierrors.NewMethodNotSupported(c.gr(), c.r.Method)
+}
+
+// load reads the current version of the named object in its served form.
+func (s *Server) load(c *call, namespace, name string) (runtime.Object, storage.Object, error) {
+	stored, err := s.cfg.Store.Get(c.ctx, c.cluster, c.key(namespace, name))
+	if err != nil {
+		return nil, storage.Object{}, err
+	}
+	obj, err := s.fromStorage(c.res, stored.Data)
+	return obj, stored, err
+}
+
+// fromStorage decodes stored bytes into the resource's served kind.
+func (s *Server) fromStorage(res *registry.Resource, data []byte) (runtime.Object, error) {
+	obj, err := s.codecs.decodeStored(data, storageGVK(s.cfg.Registry, res))
+	if err != nil || res.FromStorage == nil {
+		return obj, err
+	}
+	obj, err = res.FromStorage(obj)
+	if err == nil {
+		setGVK(obj, res.GVK())
+	}
+	return obj, err
+}
+
+func (s *Server) get(c *call) error {
+	if err := s.waitForRV(c, c.r.URL.Query().Get("resourceVersion")); err != nil {
+		return err
+	}
+	stored, err := s.cfg.Store.Get(c.ctx, c.cluster, c.key(c.ri.Namespace, c.ri.Name))
+	if err != nil {
+		return err
+	}
+	return s.respondStored(c, http.StatusOK, stored)
+}
+
+// respondStored answers with one stored object. Plain JSON of a resource
+// that is stored as served goes out byte for byte, without decoding.
+func (s *Server) respondStored(c *call, code int, stored storage.Object) error {
+	if c.out.media == mediaJSON && c.out.as == "" && c.res.FromStorage == nil {
+		c.flushWarnings()
+		writeBytes(c.w, code, mediaJSON, stored.Data)
+		return nil
+	}
+	obj, err := s.fromStorage(c.res, stored.Data)
+	if err != nil {
+		return err
+	}
+	return s.respond(c, code, obj)
+}
+
+// respond answers with one object in the negotiated form.
+func (s *Server) respond(c *call, code int, obj runtime.Object) error {
+	var out runtime.Object = obj
+	switch c.out.as {
+	case "Table":
+		t, err := s.table(c, []runtime.Object{obj}, metav1.ListMeta{})
+		if err != nil {
+			return err
+		}
+		out = t
+	case "PartialObjectMetadata", "PartialObjectMetadataList":
+		out = partialMeta(obj, c.out.version)
+	}
+	body, err := s.codecs.encode(out, c.out.media)
+	if err != nil {
+		return err
+	}
+	c.flushWarnings()
+	writeBytes(c.w, code, c.out.media, body)
+	return nil
+}
+
+func partialMeta(obj runtime.Object, version string) *metav1.PartialObjectMetadata {
+	m, _ := meta.Accessor(obj)
+	p := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
+		Name: m.GetName(), GenerateName: m.GetGenerateName(), Namespace: m.GetNamespace(), UID: m.GetUID(),
+		ResourceVersion: m.GetResourceVersion(), Generation: m.GetGeneration(), CreationTimestamp: m.GetCreationTimestamp(),
+		DeletionTimestamp: m.GetDeletionTimestamp(), DeletionGracePeriodSeconds: m.GetDeletionGracePeriodSeconds(),
+		Labels: m.GetLabels(), Annotations: m.GetAnnotations(), OwnerReferences: m.GetOwnerReferences(),
+		Finalizers: m.GetFinalizers(), ManagedFields: m.GetManagedFields(),
+	}}
+	p.APIVersion, p.Kind = "meta.k8s.io/"+versionOr(version), "PartialObjectMetadata"
+	return p
+}
+
+func versionOr(v string) string {
+	if v == "" {
+		return "v1"
+	}
+	return v
+}
+
+// encodeForStorage returns the Encode function of a write: the object in its
+// storage form, with the resourceVersion the write is given.
+func (s *Server) encodeForStorage(res *registry.Resource, obj runtime.Object) func(int64) ([]byte, error) {
+	return func(rv int64) ([]byte, error) {
+		m, err := meta.Accessor(obj)
+		if err != nil {
+			return nil, err
+		}
+		m.SetResourceVersion(fmt.Sprint(rv))
+		stored := obj
+		if res.ToStorage != nil {
+			if stored, err = res.ToStorage(obj); err != nil {
+				return nil, err
+			}
+			setGVK(stored, storageGVK(s.cfg.Registry, res))
+		}
+		return json.Marshal(stored)
+	}
+}
+
+// fieldsOf computes an object's selectable fields for storage.
+func fieldsOf(res *registry.Resource, obj runtime.Object) map[string]string {
+	if res.Fields == nil {
+		return nil
+	}
+	return res.Fields(obj)
+}
+
+// admit runs the admission chain for a write.
+func (s *Server) admit(c *call, op admission.Operation, obj, old runtime.Object, namespace, name string) error {
+	if s.cfg.Admission == nil {
+		return nil
+	}
+	return s.cfg.Admission.Admit(c.ctx, &admission.Attributes{
+		Cluster: c.cluster, Operation: op, Group: c.res.Group, Version: c.res.Version, Resource: c.res.Resource,
+		Subresource: c.ri.Subresource, Namespace: namespace, Name: name, Object: obj, OldObject: old,
+		DryRun: isDryRun(c.r),
+	})
+}
+
+func isDryRun(r *http.Request) bool {
+	for _, v := range r.URL.Query()["dryRun"] {
+		if v == "All" {
+			return true
+		}
+	}
+	return false
+}
+
+func checkDryRun(r *http.Request) error {
+	for _, v := range r.URL.Query()["dryRun"] {
+		if v != "All" {
+			return badRequest("Invalid dry run value: %q. Valid values are: All", v)
+		}
+	}
+	return nil
+}
+
+// fieldValidation reads the fieldValidation parameter; kube-apiserver's
+// default is Warn.
+func fieldValidation(r *http.Request) (string, error) {
+	v := r.URL.Query().Get("fieldValidation")
+	switch strings.ToLower(v) {
+	case "":
+		return "Warn", nil
+	case "strict":
+		return "Strict", nil
+	case "warn":
+		return "Warn", nil
+	case "ignore":
+		return "Ignore", nil
+	}
+	return "", badRequest("fieldValidation must be one of Ignore, Warn, Strict, got %q", v)
+}
+
+// decodeBody decodes a create or update body, applying fieldValidation to
+// unknown and duplicate fields.
+func (s *Server) decodeBody(c *call, want schema.GroupVersionKind) (runtime.Object, error) {
+	mode, err := fieldValidation(c.r)
+	if err != nil {
+		return nil, err
+	}
+	body, err := readBody(c.r)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.codecs.decode(body, contentType(c.r), want)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.fieldProblems(mode, d.warnings); err != nil {
+		return nil, err
+	}
+	return d.obj, nil
+}
+
+// fieldProblems applies fieldValidation to what strict decoding reported.
+func (c *call) fieldProblems(mode string, problems []string) error {
+	if len(problems) == 0 || mode == "Ignore" {
+		return nil
+	}
+	if mode == "Strict" {
+		return badRequest("strict decoding error: %s", strings.Join(problems, ", "))
+	}
+	c.warnings = append(c.warnings, problems...)
+	return nil
+}
+
+var errStop = errors.New("stop")

@@ -1,0 +1,171 @@
+// Package server is pgkube's HTTP face: the Kubernetes REST API, discovery
+// and health endpoints, wired as chi middleware around one generic handler
+// family that serves every registered resource.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/pgkube/pgkube/admission"
+	"github.com/pgkube/pgkube/migrations"
+	"github.com/pgkube/pgkube/registry"
+	"github.com/pgkube/pgkube/storage"
+	"github.com/pgkube/pgkube/watch"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/version"
+)
+
+// Config wires the stages a request passes through.
+type Config struct {
+	Store     *storage.Store
+	Registry  *registry.Registry
+	Admission admission.Chain
+	Watch     *watch.Hub
+	Services  *ServiceAllocator
+	// Cluster is the logical cluster unprefixed URLs address.
+	Cluster string
+}
+
+// Server serves the Kubernetes API.
+type Server struct {
+	cfg     Config
+	codecs  *codecs
+	metrics *metrics
+	started time.Time
+}
+
+// New builds the server.
+func New(cfg Config) *Server {
+	if cfg.Cluster == "" {
+		cfg.Cluster = "root"
+	}
+	return &Server{cfg: cfg, codecs: newCodecs(cfg.Registry.Scheme), metrics: newMetrics(), started: time.Now()}
+}
+
+// Version is what /version reports: a Kubernetes 1.33-era server.
+var Version = version.Info{
+	Major: "1", Minor: "33", GitVersion: "v1.33.0-pgkube", GitCommit: "pgkube", GitTreeState: "clean",
+	BuildDate: "2026-11-27T00:00:00Z", GoVersion: "go1.26", Compiler: "gc", Platform: "linux/amd64",
+}
+
+// Handler returns the HTTP handler for the whole API.
+func (s *Server) Handler() http.Handler {
+	r := chi.NewRouter()
+	r.Use(s.recoverer, s.metrics.middleware)
+	r.Get("/healthz", s.health(false))
+	r.Get("/livez", s.health(false))
+	r.Get("/readyz", s.health(true))
+	r.Get("/version", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, Version) })
+	r.Get("/metrics", s.metrics.serve)
+	r.Get("/openapi/v2", s.openAPIV2)
+	r.Get("/openapi/v3", s.openAPIV3Index)
+	r.Get("/openapi/v3/*", s.openAPIV3)
+	r.Get("/api", s.discoveryAPI)
+	r.Get("/apis", s.discoveryAPIs)
+	r.Get("/", s.rootPaths)
+	r.HandleFunc("/api/*", s.api)
+	r.HandleFunc("/apis/*", s.api)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeStatusError(w, notFoundPath(r)) })
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeStatusError(w, apierrors.NewMethodNotSupported(schemaGR("", ""), r.Method))
+	})
+	return r
+}
+
+// recoverer turns a panic into a 500 Status: a bug must never kill the
+// process or leave a client with a reset connection and no explanation.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				writeStatusError(w, apierrors.NewInternalError(panicError{v}))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+type panicError struct{ v any }
+
+func (p panicError) Error() string { return "internal error" }
+
+func (s *Server) health(ready bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if ready {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			v, err := migrations.Current(ctx, s.cfg.Store.Pool())
+			if err != nil || v < migrations.Latest() {
+				http.Error(w, "[-]database not ready", http.StatusInternalServerError)
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok")) //nolint:errcheck
+	}
+}
+
+func (s *Server) rootPaths(w http.ResponseWriter, r *http.Request) {
+	paths := []string{"/api", "/api/v1", "/apis", "/healthz", "/livez", "/metrics", "/openapi/v2", "/openapi/v3", "/readyz", "/version"}
+	for _, g := range s.cfg.Registry.Groups() {
+		if g.Name == "" {
+			continue
+		}
+		paths = append(paths, "/apis/"+g.Name)
+		for _, v := range g.Versions {
+			paths = append(paths, "/apis/"+g.Name+"/"+v)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string][]string{"paths": paths})
+}
+
+// api routes /api/v1/... and /apis/GROUP/VERSION/... to discovery or to the
+// resource handlers.
+func (s *Server) api(w http.ResponseWriter, r *http.Request) {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	var group, version string
+	var rest []string
+	switch {
+	case parts[0] == "api" && len(parts) >= 2:
+		version, rest = parts[1], parts[2:]
+	case parts[0] == "apis" && len(parts) == 2:
+		s.discoveryGroup(w, r, parts[1])
+		return
+	case parts[0] == "apis" && len(parts) >= 3:
+		group, version, rest = parts[1], parts[2], parts[3:]
+	default:
+		writeStatusError(w, notFoundPath(r))
+		return
+	}
+	if !s.cfg.Registry.GroupVersionKnown(group, version) {
+		writeStatusError(w, notFoundPath(r))
+		return
+	}
+	if len(rest) == 0 {
+		s.discoveryGroupVersion(w, r, group, version)
+		return
+	}
+	ri, ok := parseResourcePath(group, version, rest, r)
+	if !ok {
+		writeStatusError(w, notFoundPath(r))
+		return
+	}
+	s.serveResource(w, r, ri)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		writeStatusError(w, apierrors.NewInternalError(err))
+		return
+	}
+	writeBytes(w, code, mediaJSON, body)
+}

@@ -1,0 +1,217 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+var scaleGVK = autoscalingv1.SchemeGroupVersion.WithKind("Scale")
+
+// scaleOf reads an object's scale generically from its JSON form:
+// spec.replicas, status.replicas and the selector.
+func scaleOf(obj runtime.Object, selectorIsMap bool) (*autoscalingv1.Scale, error) {
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, err
+	}
+	m, _ := meta.Accessor(obj)
+	sc := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{
+		Name: m.GetName(), Namespace: m.GetNamespace(), UID: m.GetUID(),
+		ResourceVersion: m.GetResourceVersion(), CreationTimestamp: m.GetCreationTimestamp(),
+	}}
+	setGVK(sc, scaleGVK)
+	spec, _, _ := unstructured.NestedInt64(u, "spec", "replicas")
+	status, _, _ := unstructured.NestedInt64(u, "status", "replicas")
+	sc.Spec.Replicas, sc.Status.Replicas = int32(spec), int32(status)
+	if selectorIsMap {
+		sel, _, _ := unstructured.NestedStringMap(u, "spec", "selector")
+		sc.Status.Selector = labels.SelectorFromSet(sel).String()
+	} else if raw, ok, _ := unstructured.NestedMap(u, "spec", "selector"); ok {
+		var ls metav1.LabelSelector
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &ls); err == nil {
+			if sel, err := metav1.LabelSelectorAsSelector(&ls); err == nil {
+				sc.Status.Selector = sel.String()
+			}
+		}
+	}
+	return sc, nil
+}
+
+// setReplicas writes spec.replicas into a typed object through its JSON form.
+func setReplicas(obj runtime.Object, replicas int32) (runtime.Object, error) {
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, err
+	}
+	if err := unstructured.SetNestedField(u, int64(replicas), "spec", "replicas"); err != nil {
+		return nil, err
+	}
+	out := obj.DeepCopyObject()
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// serveScale serves /scale: get, update and patch of an autoscaling/v1 Scale
+// that reads and writes the parent's replica count.
+func (s *Server) serveScale(c *call) error {
+	sel := c.res.Scale.SelectorIsMap
+	switch c.ri.Verb {
+	case "get":
+		obj, _, err := s.load(c, c.ri.Namespace, c.ri.Name)
+		if err != nil {
+			return err
+		}
+		sc, err := scaleOf(obj, sel)
+		if err != nil {
+			return err
+		}
+		return s.respond(c, http.StatusOK, sc)
+	case "update", "patch":
+	default:
+		return methodNotAllowed(c)
+	}
+	if err := checkDryRun(c.r); err != nil {
+		return err
+	}
+	mode, err := fieldValidation(c.r)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(c.r)
+	if err != nil {
+		return err
+	}
+	obj, _, err := s.updateObject(c, c.ri.Namespace, c.ri.Name, func(cur runtime.Object) (runtime.Object, string, error) {
+		curScale, err := scaleOf(cur, sel)
+		if err != nil {
+			return nil, "", err
+		}
+		var want *autoscalingv1.Scale
+		var clientRV string
+		if c.ri.Verb == "update" {
+			d, err := s.codecs.decode(body, contentType(c.r), scaleGVK)
+			if err != nil {
+				return nil, "", err
+			}
+			if err := c.fieldProblems(mode, d.warnings); err != nil {
+				return nil, "", err
+			}
+			want = d.obj.(*autoscalingv1.Scale)
+			clientRV = want.ResourceVersion
+		} else {
+			sub := &call{w: c.w, r: c.r, ctx: c.ctx, ri: c.ri, res: c.res, out: c.out, cluster: c.cluster}
+			scaleRes := *c.res
+			scaleRes.Group, scaleRes.Version, scaleRes.Kind = "autoscaling", "v1", "Scale"
+			sub.res = &scaleRes
+			patched, rv, err := s.applyPatch(sub, types.PatchType(contentType(c.r)), body, curScale, mode)
+			if err != nil {
+				return nil, "", err
+			}
+			want, clientRV = patched.(*autoscalingv1.Scale), rv
+		}
+		if want.Spec.Replicas < 0 {
+			return nil, "", apierrors.NewInvalid(schema.GroupKind{Group: "autoscaling", Kind: "Scale"}, c.ri.Name,
+				field.ErrorList{field.Invalid(field.NewPath("spec", "replicas"), want.Spec.Replicas, "must be greater than or equal to 0")})
+		}
+		next, err := setReplicas(cur, want.Spec.Replicas)
+		if err != nil {
+			return nil, "", err
+		}
+		return next, clientRV, nil
+	})
+	if err != nil {
+		return err
+	}
+	sc, err := scaleOf(obj, sel)
+	if err != nil {
+		return err
+	}
+	return s.respond(c, http.StatusOK, sc)
+}
+
+// bindPod assigns a pod to a node: the scheduler's write. A pod that is
+// already bound cannot be bound again.
+func (s *Server) bindPod(c *call) error {
+	body, err := readBody(c.r)
+	if err != nil {
+		return err
+	}
+	d, err := s.codecs.decode(body, contentType(c.r), corev1.SchemeGroupVersion.WithKind("Binding"))
+	if err != nil {
+		return err
+	}
+	b := d.obj.(*corev1.Binding)
+	if b.Target.Kind != "" && b.Target.Kind != "Node" {
+		return apierrors.NewInvalid(schema.GroupKind{Kind: "Binding"}, b.Name, nil)
+	}
+	if b.Target.Name == "" {
+		return badRequest("a binding needs target.name, the node")
+	}
+	_, _, err = s.updateObject(c, c.ri.Namespace, c.ri.Name, func(cur runtime.Object) (runtime.Object, string, error) {
+		p := cur.(*corev1.Pod)
+		if p.DeletionTimestamp != nil {
+			return nil, "", apierrors.NewConflict(c.gr(), p.Name, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", p.Name))
+		}
+		if p.Spec.NodeName != "" {
+			return nil, "", apierrors.NewConflict(c.gr(), p.Name, fmt.Errorf("pod %s is already assigned to node %q", p.Name, p.Spec.NodeName))
+		}
+		if b.UID != "" && b.UID != p.UID {
+			return nil, "", apierrors.NewConflict(c.gr(), p.Name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", b.UID, p.UID))
+		}
+		p.Spec.NodeName = b.Target.Name
+		p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{
+			Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()})
+		for k, v := range b.Annotations {
+			if p.Annotations == nil {
+				p.Annotations = map[string]string{}
+			}
+			p.Annotations[k] = v
+		}
+		return p, "", nil
+	})
+	if err != nil {
+		return err
+	}
+	st := metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusCreated}
+	st.Kind, st.APIVersion = "Status", "v1"
+	writeJSON(c.w, http.StatusCreated, &st)
+	return nil
+}
+
+// finalizeNamespace replaces a namespace's spec.finalizers; when the last
+// one goes from a deleted namespace, the namespace is removed.
+func (s *Server) finalizeNamespace(c *call) error {
+	body, err := readBody(c.r)
+	if err != nil {
+		return err
+	}
+	d, err := s.codecs.decode(body, contentType(c.r), corev1.SchemeGroupVersion.WithKind("Namespace"))
+	if err != nil {
+		return err
+	}
+	want := d.obj.(*corev1.Namespace)
+	obj, stored, err := s.updateObject(c, "", c.ri.Name, func(cur runtime.Object) (runtime.Object, string, error) {
+		ns := cur.(*corev1.Namespace)
+		ns.Spec.Finalizers = want.Spec.Finalizers
+		return ns, want.ResourceVersion, nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.respondWritten(c, http.StatusOK, obj, stored)
+}
+

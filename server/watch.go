@@ -1,0 +1,322 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/pgkube/pgkube/storage"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer/streaming"
+	"k8s.io/apimachinery/pkg/watch"
+)
+
+const (
+	bookmarkInterval = time.Minute
+	changesPerRead   = 500
+)
+
+// watchStream writes watch events in the negotiated framing.
+type watchStream struct {
+	s       *Server
+	c       *call
+	flusher http.Flusher
+	enc     streaming.Encoder // protobuf framing; nil for JSON
+	first   bool
+}
+
+func (s *Server) watch(c *call) error {
+	q := c.r.URL.Query()
+	lo, err := s.listOptions(&call{w: c.w, r: withoutPaging(c.r), ctx: c.ctx, ri: c.ri, res: c.res, out: c.out, cluster: c.cluster})
+	if err != nil {
+		return err
+	}
+	rvParam := q.Get("resourceVersion")
+	since, err := parseRV(rvParam)
+	if err != nil {
+		return err
+	}
+	initial := q.Get("sendInitialEvents") == "true"
+	if q.Get("sendInitialEvents") != "" && q.Get("resourceVersionMatch") != string(metav1.ResourceVersionMatchNotOlderThan) {
+		return badRequest("sendInitialEvents is forbidden for watch unless resourceVersionMatch is set to NotOlderThan")
+	}
+	if q.Get("resourceVersionMatch") != "" && q.Get("sendInitialEvents") == "" {
+		return badRequest("resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided")
+	}
+	bookmarks := q.Get("allowWatchBookmarks") == "true"
+	timeout := time.Duration(1800+rand.Intn(1800)) * time.Second
+	if v := q.Get("timeoutSeconds"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return badRequest("timeoutSeconds must be a non-negative integer, got %q", v)
+		}
+		if n > 0 {
+			timeout = time.Duration(n) * time.Second
+		}
+	}
+	if c.out.as == "PartialObjectMetadataList" {
+		c.out.as = "PartialObjectMetadata"
+	}
+
+	ws := &watchStream{s: s, c: c, first: true}
+	ws.flusher, _ = c.w.(http.Flusher)
+	if c.out.media == mediaProtobuf {
+		info, _ := runtime.SerializerInfoForMediaType(s.codecs.factory.SupportedMediaTypes(), mediaProtobuf)
+		ws.enc = streaming.NewEncoder(info.StreamSerializer.Framer.NewFrameWriter(c.w), info.StreamSerializer.Serializer)
+	}
+
+	cur, compacted, err := s.cfg.Store.CurrentRV(c.ctx, c.cluster)
+	if err != nil {
+		return err
+	}
+	var last int64
+	var snapshot []storage.Object
+	switch {
+	case initial || rvParam == "" || rvParam == "0":
+		// Start with the current state as ADDED events, as upstream does
+		// for "any" and "most recent" starts and for streaming lists.
+		if since > cur {
+			if err := s.cfg.Store.WaitForRV(c.ctx, c.cluster, since, tooLargeWait); err != nil {
+				return err
+			}
+		}
+		page, err := s.cfg.Store.List(c.ctx, c.cluster, storage.ListOptions{
+			Resource: lo.Resource, Namespace: lo.Namespace, Labels: lo.Labels, Fields: lo.Fields})
+		if err != nil {
+			return err
+		}
+		snapshot, last = page.Items, page.RV
+	default:
+		if since < compacted {
+			return ws.startWithError(apierrors.NewResourceExpired("too old resource version: " + rvParam + " (" + strconv.FormatInt(compacted, 10) + ")"))
+		}
+		if since > cur {
+			if err := s.cfg.Store.WaitForRV(c.ctx, c.cluster, since, tooLargeWait); err != nil {
+				return err
+			}
+		}
+		last = since
+	}
+
+	ws.start()
+	for _, o := range snapshot {
+		if err := ws.send(watch.Added, o.Data); err != nil {
+			return nil
+		}
+	}
+	if initial && bookmarks {
+		if err := ws.bookmark(last, true); err != nil {
+			return nil
+		}
+	}
+	ws.flush()
+
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	poll := time.NewTicker(250 * time.Millisecond)
+	defer poll.Stop()
+	lastBookmark := time.Now()
+	for {
+		wake := s.cfg.Watch.Wait(c.cluster)
+		upTo, compacted, err := s.cfg.Store.CurrentRV(c.ctx, c.cluster)
+		if err != nil {
+			return nil
+		}
+		if last < compacted {
+			ws.sendStatus(apierrors.NewResourceExpired("too old resource version: " + strconv.FormatInt(last, 10)))
+			return nil
+		}
+		for last < upTo {
+			changes, err := s.cfg.Store.Changes(c.ctx, c.cluster, lo.Resource, lo.Namespace, last, upTo, changesPerRead)
+			if err != nil {
+				return nil
+			}
+			for _, ch := range changes {
+				if err := ws.change(ch, lo.Labels, lo.Fields); err != nil {
+					return nil
+				}
+			}
+			if len(changes) < changesPerRead {
+				last = upTo
+			} else {
+				last = changes[len(changes)-1].RV
+			}
+		}
+		if bookmarks && time.Since(lastBookmark) >= bookmarkInterval {
+			if err := ws.bookmark(last, false); err != nil {
+				return nil
+			}
+			lastBookmark = time.Now()
+		}
+		ws.flush()
+		select {
+		case <-c.ctx.Done():
+			return nil
+		case <-deadline.C:
+			return nil
+		case <-wake:
+		case <-poll.C:
+		}
+	}
+}
+
+// withoutPaging drops list-only parameters that a watch ignores.
+func withoutPaging(r *http.Request) *http.Request {
+	q := r.URL.Query()
+	q.Del("limit")
+	q.Del("continue")
+	q.Del("resourceVersion")
+	q.Del("resourceVersionMatch")
+	r2 := r.Clone(r.Context())
+	r2.URL.RawQuery = q.Encode()
+	return r2
+}
+
+func (ws *watchStream) start() {
+	h := ws.c.w.Header()
+	media := ws.c.out.media
+	if media == mediaYAML {
+		media = mediaJSON // watch streams have no YAML form; JSON it is
+		ws.c.out.media = mediaJSON
+	}
+	h.Set("Content-Type", media)
+	h.Set("Transfer-Encoding", "chunked")
+	ws.c.w.WriteHeader(http.StatusOK)
+	ws.flush()
+}
+
+func (ws *watchStream) startWithError(err *apierrors.StatusError) error {
+	ws.start()
+	ws.sendStatus(err)
+	return nil
+}
+
+func (ws *watchStream) flush() {
+	if ws.flusher != nil {
+		ws.flusher.Flush()
+	}
+}
+
+// selected evaluates a watch's selectors on a stored version, from the
+// labels and fields columns written with it.
+func selected(o *storage.Object, ls labels.Selector, fs fields.Selector) bool {
+	if ls != nil && !ls.Matches(labels.Set(o.Labels)) {
+		return false
+	}
+	if fs != nil && !fs.Empty() {
+		set := fields.Set{"metadata.name": o.Name, "metadata.namespace": o.Namespace}
+		for k, v := range o.Fields {
+			set[k] = v
+		}
+		if !fs.Matches(set) {
+			return false
+		}
+	}
+	return true
+}
+
+// change turns one change-log entry into the event a watcher with these
+// selectors sees: objects entering the selection are ADDED, leaving it
+// DELETED.
+func (ws *watchStream) change(ch storage.Change, ls labels.Selector, fs fields.Selector) error {
+	newMatch := selected(&ch.Object, ls, fs)
+	oldMatch := ch.Prev != nil && selected(ch.Prev, ls, fs)
+	switch {
+	case ch.Deleted:
+		if oldMatch || (ch.Prev == nil && newMatch) {
+			return ws.send(watch.Deleted, ch.Data)
+		}
+	case ch.Prev == nil || !oldMatch:
+		if newMatch {
+			return ws.send(watch.Added, ch.Data)
+		}
+	case newMatch:
+		return ws.send(watch.Modified, ch.Data)
+	default:
+		return ws.send(watch.Deleted, ch.Data)
+	}
+	return nil
+}
+
+// send writes one event for stored bytes.
+func (ws *watchStream) send(t watch.EventType, data []byte) error {
+	c := ws.c
+	if ws.enc == nil && c.out.as == "" && c.res.FromStorage == nil {
+		var buf bytes.Buffer
+		buf.Grow(len(data) + 32)
+		buf.WriteString(`{"type":"`)
+		buf.WriteString(string(t))
+		buf.WriteString(`","object":`)
+		buf.Write(data)
+		buf.WriteString("}\n")
+		_, err := c.w.Write(buf.Bytes())
+		return err
+	}
+	obj, err := ws.s.fromStorage(c.res, data)
+	if err != nil {
+		return err
+	}
+	return ws.sendObject(t, obj)
+}
+
+func (ws *watchStream) sendObject(t watch.EventType, obj runtime.Object) error {
+	c := ws.c
+	var out runtime.Object = obj
+	switch c.out.as {
+	case "Table":
+		tab, err := ws.s.table(c, []runtime.Object{obj}, metav1.ListMeta{})
+		if err != nil {
+			return err
+		}
+		out = tab
+	case "PartialObjectMetadata":
+		out = partialMeta(obj, c.out.version)
+	}
+	raw, err := ws.s.codecs.encode(out, c.out.media)
+	if err != nil {
+		return err
+	}
+	ev := &metav1.WatchEvent{Type: string(t), Object: runtime.RawExtension{Raw: raw}}
+	if ws.enc != nil {
+		return ws.enc.Encode(ev)
+	}
+	line, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	_, err = c.w.Write(append(line, '\n'))
+	return err
+}
+
+// bookmark tells the client how far it is up to date; the one that ends
+// a streaming list carries the initial-events-end annotation.
+func (ws *watchStream) bookmark(rv int64, initialEnd bool) error {
+	obj, err := ws.s.cfg.Registry.NewObject(ws.c.res)
+	if err != nil {
+		return err
+	}
+	setGVK(obj, ws.c.res.GVK())
+	m := obj.(metav1.Object)
+	m.SetResourceVersion(strconv.FormatInt(rv, 10))
+	if initialEnd {
+		m.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
+	}
+	saved := ws.c.out.as
+	ws.c.out.as = "" // bookmarks carry the bare kind, never a Table row
+	defer func() { ws.c.out.as = saved }()
+	return ws.sendObject(watch.Bookmark, obj)
+}
+
+func (ws *watchStream) sendStatus(err *apierrors.StatusError) {
+	st := err.ErrStatus
+	st.Kind, st.APIVersion = "Status", "v1"
+	_ = ws.sendObject(watch.Error, &st)
+	ws.flush()
+}

@@ -1,0 +1,269 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/pgkube/pgkube/admission"
+	"github.com/pgkube/pgkube/registry"
+	"github.com/pgkube/pgkube/storage"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// generateNameAttempts: like kube-apiserver, a create with generateName
+// retries a few times when the random suffix collides.
+const generateNameAttempts = 8
+
+func (s *Server) create(c *call) error {
+	if err := checkDryRun(c.r); err != nil {
+		return err
+	}
+	obj, err := s.decodeBody(c, c.res.GVK())
+	if err != nil {
+		return err
+	}
+	m, _ := meta.Accessor(obj)
+	if c.res.Namespaced {
+		switch {
+		case m.GetNamespace() == "":
+			m.SetNamespace(c.ri.Namespace)
+		case c.ri.Namespace != "" && m.GetNamespace() != c.ri.Namespace:
+			return badRequest("the namespace of the provided object does not match the namespace sent on the request")
+		}
+		if m.GetNamespace() == "" {
+			return badRequest("the namespace of the object is required: create it under /namespaces/NAMESPACE/")
+		}
+	} else {
+		m.SetNamespace("")
+	}
+	if m.GetResourceVersion() != "" {
+		return badRequest("resourceVersion should not be set on objects to be created")
+	}
+	// Server-owned metadata: whatever the client sent is replaced.
+	m.SetUID(types.UID(uuid.NewUUID()))
+	m.SetCreationTimestamp(metav1.NewTime(time.Now().Truncate(time.Second)))
+	m.SetDeletionTimestamp(nil)
+	m.SetDeletionGracePeriodSeconds(nil)
+	m.SetGeneration(0)
+	if c.res.Generation {
+		m.SetGeneration(1)
+	}
+	if c.res.Status && !c.res.KeepStatusOnCreate {
+		registry.ClearStatus(obj)
+	}
+	if c.res.Prepare != nil {
+		c.res.Prepare(obj, nil, "")
+	}
+	generated := m.GetName() == "" && m.GetGenerateName() != ""
+	for attempt := 0; ; attempt++ {
+		if generated {
+			m.SetName(m.GetGenerateName() + utilrand.String(5))
+		}
+		if err := s.validate(c, obj, nil); err != nil {
+			return err
+		}
+		if err := s.admit(c, admission.Create, obj, nil, m.GetNamespace(), m.GetName()); err != nil {
+			return err
+		}
+		stored, err := s.store(c, obj, nil, storage.Create, 0)
+		if generated && errors.Is(err, storage.ErrExists) && attempt < generateNameAttempts {
+			continue
+		}
+		if err != nil {
+			return toStatus(err, c.gr(), m.GetName())
+		}
+		if stored.Data == nil {
+			return s.respond(c, http.StatusCreated, obj) // dry run
+		}
+		return s.respondStored(c, http.StatusCreated, stored)
+	}
+}
+
+// store writes obj (old is the version it replaces, for allocations and
+// conflicts). Under dryRun it stores nothing and returns an empty Object.
+func (s *Server) store(c *call, obj, old runtime.Object, op storage.Op, expectRV int64) (storage.Object, error) {
+	m, _ := meta.Accessor(obj)
+	if isDryRun(c.r) {
+		return storage.Object{}, nil
+	}
+	release, err := s.allocate(c, obj, old, op)
+	if err != nil {
+		return storage.Object{}, err
+	}
+	stored, err := s.cfg.Store.Write(c.ctx, c.cluster, storage.Write{
+		Op: op, Key: c.key(m.GetNamespace(), m.GetName()), ExpectRV: expectRV,
+		Labels: m.GetLabels(), Fields: fieldsOf(c.res, obj), Encode: s.encodeForStorage(c.res, obj),
+	})
+	if release != nil {
+		release(err == nil)
+	}
+	return stored, err
+}
+
+// validate checks metadata, the kind's name rule and its own rules.
+func (s *Server) validate(c *call, obj, old runtime.Object) error {
+	m, _ := meta.Accessor(obj)
+	var errs field.ErrorList
+	if old == nil {
+		errs = apivalidation.ValidateObjectMetaAccessor(m, c.res.Namespaced, c.res.NameRule, field.NewPath("metadata"))
+	} else {
+		om, _ := meta.Accessor(old)
+		errs = apivalidation.ValidateObjectMetaAccessor(m, c.res.Namespaced, c.res.NameRule, field.NewPath("metadata"))
+		errs = append(errs, apivalidation.ValidateObjectMetaAccessorUpdate(m, om, field.NewPath("metadata"))...)
+		errs = append(errs, registry.CheckImmutable(c.res, obj, old)...)
+	}
+	if c.res.Validate != nil {
+		errs = append(errs, c.res.Validate(obj, old)...)
+	}
+	if len(errs) > 0 {
+		return apierrors.NewInvalid(c.res.GVK().GroupKind(), m.GetName(), errs)
+	}
+	return nil
+}
+
+// mutation changes the current object into the new one. It returns the new
+// object and the resourceVersion the client based it on ("" if none).
+type mutation func(cur runtime.Object) (runtime.Object, string, error)
+
+// update is the one read-modify-write loop behind PUT, PATCH, status,
+// scale, binding, finalize and finalizer-driven deletes: read the current
+// version, apply the change, check, write conditioned on the version read.
+// A client-given resourceVersion that is stale is a 409; a race with another
+// writer when the client gave none is retried.
+func (s *Server) updateObject(c *call, namespace, name string, change mutation) (runtime.Object, storage.Object, error) {
+	for attempt := 0; ; attempt++ {
+		cur, stored, err := s.load(c, namespace, name)
+		if err != nil {
+			return nil, storage.Object{}, err
+		}
+		obj, clientRV, err := change(cur.DeepCopyObject())
+		if err != nil {
+			return nil, storage.Object{}, err
+		}
+		if clientRV != "" && clientRV != strconv.FormatInt(stored.RV, 10) {
+			return nil, storage.Object{}, apierrors.NewConflict(c.gr(), name, errors.New(registryConflictMsg))
+		}
+		if err := s.prepareUpdate(c, obj, cur); err != nil {
+			return nil, storage.Object{}, err
+		}
+		m, _ := meta.Accessor(obj)
+		if err := s.validate(c, obj, cur); err != nil {
+			return nil, storage.Object{}, err
+		}
+		if err := s.admit(c, admission.Update, obj, cur, namespace, name); err != nil {
+			return nil, storage.Object{}, err
+		}
+		// An update that changes nothing keeps its resourceVersion, as
+		// upstream: no write, no watch event.
+		if s.unchanged(c.res, obj, cur, stored.RV) {
+			return cur, stored, nil
+		}
+		op := storage.Update
+		if m.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) == 0 && !c.res.HoldsDeletion(obj) {
+			op = storage.Delete // the last finalizer is gone: deletion completes
+		}
+		written, err := s.store(c, obj, cur, op, stored.RV)
+		if errors.Is(err, storage.ErrConflict) && clientRV == "" && attempt < 16 {
+			continue
+		}
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, storage.Object{}, apierrors.NewNotFound(c.gr(), name)
+		}
+		if err != nil {
+			return nil, storage.Object{}, err
+		}
+		return obj, written, nil
+	}
+}
+
+// prepareUpdate carries server-owned fields over from the current version
+// and splits spec from status as the subresource demands.
+func (s *Server) prepareUpdate(c *call, obj, cur runtime.Object) error {
+	m, _ := meta.Accessor(obj)
+	om, _ := meta.Accessor(cur)
+	if m.GetName() != om.GetName() {
+		return badRequest("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), om.GetName())
+	}
+	if c.res.Namespaced && m.GetNamespace() != "" && m.GetNamespace() != om.GetNamespace() {
+		return badRequest("the namespace of the provided object does not match the namespace sent on the request")
+	}
+	m.SetNamespace(om.GetNamespace())
+	m.SetUID(om.GetUID())
+	m.SetCreationTimestamp(om.GetCreationTimestamp())
+	m.SetDeletionTimestamp(om.GetDeletionTimestamp())
+	m.SetDeletionGracePeriodSeconds(om.GetDeletionGracePeriodSeconds())
+	m.SetGeneration(om.GetGeneration())
+	m.SetResourceVersion(om.GetResourceVersion())
+	if c.res.Status {
+		if c.ri.Subresource == "status" {
+			registry.CopySpec(obj, cur)
+			// Status writers may not touch metadata a user owns.
+			m.SetLabels(om.GetLabels())
+			m.SetAnnotations(om.GetAnnotations())
+			m.SetFinalizers(om.GetFinalizers())
+			m.SetOwnerReferences(om.GetOwnerReferences())
+		} else if c.ri.Subresource == "" {
+			registry.CopyStatus(obj, cur)
+		}
+	}
+	if c.res.Prepare != nil {
+		c.res.Prepare(obj, cur, c.ri.Subresource)
+	}
+	if c.res.Generation && registry.SpecChanged(obj, cur) {
+		m.SetGeneration(om.GetGeneration() + 1)
+	}
+	return nil
+}
+
+// unchanged reports whether obj encodes exactly as the stored version.
+func (s *Server) unchanged(res *registry.Resource, obj, cur runtime.Object, rv int64) bool {
+	a, err1 := s.encodeForStorage(res, obj)(rv)
+	b, err2 := s.encodeForStorage(res, cur)(rv)
+	return err1 == nil && err2 == nil && bytes.Equal(a, b)
+}
+
+func (s *Server) update(c *call) error {
+	if err := checkDryRun(c.r); err != nil {
+		return err
+	}
+	body, err := s.decodeBody(c, c.res.GVK())
+	if err != nil {
+		return err
+	}
+	bm, _ := meta.Accessor(body)
+	if bm.GetName() == "" {
+		bm.SetName(c.ri.Name)
+	}
+	if bm.GetName() != c.ri.Name {
+		return badRequest("the name of the object (%s) does not match the name on the URL (%s)", bm.GetName(), c.ri.Name)
+	}
+	obj, stored, err := s.updateObject(c, c.ri.Namespace, c.ri.Name, func(cur runtime.Object) (runtime.Object, string, error) {
+		next := body.DeepCopyObject()
+		nm, _ := meta.Accessor(next)
+		return next, nm.GetResourceVersion(), nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.respondWritten(c, http.StatusOK, obj, stored)
+}
+
+// respondWritten answers a write: the stored bytes, or under dryRun the
+// object as it would have been stored.
+func (s *Server) respondWritten(c *call, code int, obj runtime.Object, stored storage.Object) error {
+	if stored.Data == nil || stored.Deleted {
+		return s.respond(c, code, obj)
+	}
+	return s.respondStored(c, code, stored)
+}
