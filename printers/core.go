@@ -76,17 +76,25 @@ func serviceLoadBalancer(st corev1.LoadBalancerStatus) string {
 }
 
 func serviceExternalIP(svc *corev1.Service) string {
+	// Presence of spec.externalIPs, not the joined text, decides the
+	// placeholder; a list of empty strings prints as a blank cell upstream.
 	external := strings.Join(svc.Spec.ExternalIPs, ",")
+	hasExternal := len(svc.Spec.ExternalIPs) > 0
 	switch svc.Spec.Type {
 	case corev1.ServiceTypeClusterIP, corev1.ServiceTypeNodePort:
-		return orNone(external)
+		if !hasExternal {
+			return none
+		}
+		return external
 	case corev1.ServiceTypeLoadBalancer:
 		lb := serviceLoadBalancer(svc.Status.LoadBalancer)
 		switch {
-		case lb != "" && external != "":
+		case lb != "" && hasExternal:
 			return lb + "," + external
-		case lb != "" || external != "":
-			return lb + external
+		case hasExternal:
+			return external
+		case lb != "":
+			return lb
 		default:
 			// Still waiting for the cloud provider to assign an address.
 			return pending

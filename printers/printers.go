@@ -22,8 +22,8 @@ type Printer struct {
 	Row     func(obj runtime.Object, now time.Time) ([]any, error) // one cell per column
 }
 
-// RowFunc is the signature of Printer.Row.
-type RowFunc = func(obj runtime.Object, now time.Time) ([]any, error)
+// rowFunc is the signature of Printer.Row.
+type rowFunc = func(obj runtime.Object, now time.Time) ([]any, error)
 
 type groupResource struct{ group, resource string }
 
@@ -80,13 +80,13 @@ var defaultPrinter = Printer{
 	},
 }
 
-// typed adapts a row function over one concrete type to RowFunc.
-func typed[T runtime.Object](f func(T, time.Time) []any) RowFunc {
+// typed adapts a row function over one concrete type to rowFunc.
+func typed[T runtime.Object](f func(T, time.Time) []any) rowFunc {
 	return typedErr(func(o T, now time.Time) ([]any, error) { return f(o, now), nil })
 }
 
 // typedErr is typed for row functions that can fail.
-func typedErr[T runtime.Object](f func(T, time.Time) ([]any, error)) RowFunc {
+func typedErr[T runtime.Object](f func(T, time.Time) ([]any, error)) rowFunc {
 	return func(obj runtime.Object, now time.Time) ([]any, error) {
 		o, ok := obj.(T)
 		if !ok {

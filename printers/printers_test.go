@@ -395,6 +395,9 @@ func TestRows(t *testing.T) {
 				{Hostname: "a-very-long-load-balancer.example.com"}, {IP: "5.6.7.8"},
 			}}},
 		}, map[string]any{"External-IP": "5.6.7.8,a-very-long-load-balancer.example.com,9.9.9.9"}},
+		{"service with a blank external IP entry", "", "services", &corev1.Service{
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalIPs: []string{""}},
+		}, map[string]any{"External-IP": ""}},
 		{"service externalname", "", "services", &corev1.Service{
 			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "db.example.com"},
 		}, map[string]any{"External-IP": "db.example.com", "Cluster-IP": "<none>"}},

@@ -24,7 +24,7 @@ import (
 type builtin struct {
 	group, resource string
 	columns         []metav1.TableColumnDefinition
-	row             RowFunc
+	row             rowFunc
 }
 
 // genericallyPrinted marks resources whose upstream storage uses the plain

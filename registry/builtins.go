@@ -32,7 +32,7 @@ func builtins() []*Resource {
 		{Version: "v1", Resource: "endpoints", Kind: "Endpoints", Namespaced: true, ShortNames: []string{"ep"}},
 		{Version: "v1", Resource: "configmaps", Kind: "ConfigMap", Namespaced: true, ShortNames: []string{"cm"},
 			Validate: validateImmutableData},
-		{Version: "v1", Resource: "secrets", Kind: "Secret", Namespaced: true, Fields: secretFields,
+		{Version: "v1", Resource: "secrets", Kind: "Secret", Namespaced: true, Fields: secretFields, Prepare: prepareSecret,
 			Validate: validateImmutableData, Immutable: []string{"type"}},
 		{Version: "v1", Resource: "serviceaccounts", Kind: "ServiceAccount", Namespaced: true, ShortNames: []string{"sa"}},
 		{Version: "v1", Resource: "events", Kind: "Event", Namespaced: true, ShortNames: []string{"ev"}, Fields: eventFields,

@@ -109,6 +109,26 @@ func hasFinalizer(list []corev1.FinalizerName, f corev1.FinalizerName) bool {
 	return false
 }
 
+// prepareSecret folds the write-only stringData into data, as upstream's
+// conversion does: stringData is never stored or returned.
+func prepareSecret(obj, old runtime.Object, subresource string) {
+	sec := obj.(*corev1.Secret)
+	if sec.Type == "" {
+		sec.Type = corev1.SecretTypeOpaque
+	}
+	if len(sec.StringData) == 0 {
+		sec.StringData = nil
+		return
+	}
+	if sec.Data == nil {
+		sec.Data = map[string][]byte{}
+	}
+	for k, v := range sec.StringData {
+		sec.Data[k] = []byte(v)
+	}
+	sec.StringData = nil
+}
+
 func preparePV(obj, old runtime.Object, subresource string) {
 	if old == nil {
 		obj.(*corev1.PersistentVolume).Status = corev1.PersistentVolumeStatus{Phase: corev1.VolumePending}

@@ -78,7 +78,7 @@ func (s *Store) List(ctx context.Context, cluster string, opts ListOptions) (Lis
 		if err := q.fieldSelector(opts.Fields); err != nil {
 			return err
 		}
-		filterEnd := len(q.conds)
+		filterEnd, argEnd := len(q.conds), len(q.args)
 		if opts.AfterName != "" || opts.AfterNamespace != "" {
 			q.where("(namespace, name) > (" + q.arg(opts.AfterNamespace) + ", " + q.arg(opts.AfterName) + ")")
 		}
@@ -109,9 +109,9 @@ func (s *Store) List(ctx context.Context, cluster string, opts ListOptions) (Lis
 			res.More = true
 			if opts.CountRemaining {
 				last := res.Items[len(res.Items)-1]
-				conds := append(append([]string{}, q.conds[:filterEnd]...),
-					"(namespace, name) > ("+q.arg(last.Namespace)+", "+q.arg(last.Name)+")")
-				err := tx.QueryRow(ctx, "SELECT count(*) FROM objects WHERE "+strings.Join(conds, " AND "), q.args...).Scan(&res.Remaining)
+				cq := &query{conds: append([]string{}, q.conds[:filterEnd]...), args: append([]any{}, q.args[:argEnd]...)}
+				cq.where("(namespace, name) > (" + cq.arg(last.Namespace) + ", " + cq.arg(last.Name) + ")")
+				err := tx.QueryRow(ctx, "SELECT count(*) FROM objects WHERE "+joinAnd(cq.conds), cq.args...).Scan(&res.Remaining)
 				if err != nil {
 					return fmt.Errorf("list %s: count: %w", opts.Resource, err)
 				}

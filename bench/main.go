@@ -1,0 +1,201 @@
+// Command bench measures pgkube's API server against the foundation
+// issue's targets: it starts a private PostgreSQL and the API server as a
+// separate process (so that the server's memory can be measured on its own),
+// drives it with client-go and prints throughput, latency and memory next to
+// the targets and kube-apiserver's reference figures.
+//
+// A missed target is reported, not treated as failure; bench exits non-zero
+// only if it could not run or requests failed, because then its figures
+// would not describe a working server.
+//
+// Usage (from the module root): go run ./bench [flags], or `make bench`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/pgkube/pgkube/embedpg"
+)
+
+type config struct {
+	objects   int
+	workers   int
+	dataBytes int
+	listRuns  int
+	pageSize  int64
+	goTool    string // the go command that builds the server
+	binary    string // a prebuilt pgkube binary, instead of building one
+	perfOut   string // if set, a system-wide perf profile of the load
+	keep      bool   // keep the temp dir (logs, data) for inspection
+}
+
+func main() {
+	var c config
+	flag.IntVar(&c.objects, "objects", 5000, "number of ConfigMaps")
+	flag.IntVar(&c.workers, "workers", 16, "concurrent client workers")
+	flag.IntVar(&c.dataBytes, "data-bytes", 1024, "bytes of data per ConfigMap")
+	flag.IntVar(&c.listRuns, "list-runs", 5, "runs of each list measurement (the median is reported)")
+	flag.Int64Var(&c.pageSize, "page-size", 500, "limit of the paginated list")
+	flag.StringVar(&c.goTool, "go", "go", "go command used to build the API server")
+	flag.StringVar(&c.binary, "pgkube", "", "prebuilt pgkube binary to run instead of building ./cmd/pgkube")
+	flag.StringVar(&c.perfOut, "perf", "", "record a system-wide `perf` profile of the load phases to this file")
+	flag.BoolVar(&c.keep, "keep", false, "keep the temp directory (logs, PostgreSQL data) and print its path")
+	flag.Parse()
+	if c.objects < 1 || c.workers < 1 || c.listRuns < 1 || c.pageSize < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -objects, -workers, -list-runs and -page-size must be positive")
+		os.Exit(2)
+	}
+
+	// Ctrl-C cancels ctx; run then returns through its deferred cleanups,
+	// which is why main must not exit before run has returned.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, c)
+	stop()
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "bench: interrupted")
+		os.Exit(130)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, c config) (err error) {
+	machine := readMachine()
+
+	tmp, err := os.MkdirTemp("", "pgkube-bench-")
+	if err != nil {
+		return fmt.Errorf("creating temp dir: %w", err)
+	}
+	defer func() {
+		if c.keep {
+			fmt.Fprintf(os.Stderr, "bench: kept %s\n", tmp)
+			return
+		}
+		if rmErr := os.RemoveAll(tmp); rmErr != nil {
+			err = errors.Join(err, fmt.Errorf("removing temp dir: %w", rmErr))
+		}
+	}()
+	// MkdirTemp makes it 0700; as root, embedpg runs PostgreSQL as an
+	// unprivileged user, which must be able to reach its data directory.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("making temp dir traversable: %w", err)
+	}
+
+	bin := c.binary
+	if bin == "" {
+		bin = filepath.Join(tmp, "pgkube")
+		step("building pgkube")
+		if err := buildServer(ctx, c.goTool, bin); err != nil {
+			return err
+		}
+	}
+
+	step("starting PostgreSQL")
+	pgLog, err := os.Create(filepath.Join(tmp, "postgres.log"))
+	if err != nil {
+		return fmt.Errorf("creating PostgreSQL log: %w", err)
+	}
+	defer pgLog.Close()
+	dataDir := filepath.Join(tmp, "data")
+	pg, err := embedpg.Start(ctx, embedpg.Options{DataDir: dataDir, Log: pgLog})
+	if err != nil {
+		return fmt.Errorf("starting PostgreSQL: %w", err)
+	}
+	defer func() {
+		if stopErr := pg.Stop(); stopErr != nil {
+			err = errors.Join(err, fmt.Errorf("stopping PostgreSQL: %w", stopErr))
+		}
+	}()
+
+	step("starting the API server")
+	api, err := startAPIServer(ctx, bin, pg.URL("pgkube"), filepath.Join(tmp, "apiserver.log"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if stopErr := api.stop(); stopErr != nil {
+			err = errors.Join(err, stopErr)
+		}
+	}()
+
+	// Sampling starts before the load so that the peaks include start-up.
+	mem := startSampler(api.pid(), filepath.Join(dataDir, "postgres", "postmaster.pid"))
+	defer mem.stop()
+	idle := mem.now()
+
+	var prof *perfRecorder
+	if c.perfOut != "" {
+		if prof, err = startPerf(c.perfOut); err != nil {
+			return err
+		}
+		defer func() {
+			if stopErr := prof.stop(); stopErr != nil {
+				err = errors.Join(err, stopErr)
+			}
+		}()
+	}
+
+	cpuBefore := readCPU(api.pid(), mem)
+	res, loadErr := runLoad(ctx, c, api.url)
+	cpuAfter := readCPU(api.pid(), mem)
+	if loadErr != nil {
+		return loadErr
+	}
+	if prof != nil {
+		if err := prof.stop(); err != nil {
+			return err
+		}
+	}
+	peaks := mem.stop()
+	printReport(os.Stdout, c, machine, res, idle, peaks, cpuAfter.sub(cpuBefore))
+	if prof != nil {
+		fmt.Printf("\nperf profile: %s (e.g. perf report -i %s --no-children --comms pgkube,postgres --sort comm,dso,sym)\n",
+			c.perfOut, c.perfOut)
+	}
+	if n := res.failed(); n > 0 {
+		return fmt.Errorf("%d requests failed; the figures above do not describe a working server", n)
+	}
+	return nil
+}
+
+func step(msg string) { fmt.Fprintf(os.Stderr, "bench: %s\n", msg) }
+
+// buildServer builds cmd/pgkube by import path, which works from any
+// directory inside the module.
+func buildServer(ctx context.Context, goTool, out string) error {
+	cmd := exec.CommandContext(ctx, goTool, "build", "-o", out, "github.com/pgkube/pgkube/cmd/pgkube")
+	cmd.Stdout = os.Stderr
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("building pgkube (run bench from within the pgkube module): %w", err)
+	}
+	return nil
+}
+
+// tailOf returns the end of a log file, for error messages.
+func tailOf(path string, max int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > max {
+		if _, err := f.Seek(-max, io.SeekEnd); err != nil {
+			return ""
+		}
+	}
+	b, _ := io.ReadAll(f)
+	return string(b)
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// The foundation issue's targets.
+const (
+	targetCreates = 2500 // per second
+	targetUpdates = 2000 // per second
+	targetGetP99  = 10 * time.Millisecond
+	targetList    = 100 * time.Millisecond // of 5000 ConfigMaps
+	targetRSS     = 200 << 20
+)
+
+type machine struct {
+	cpus     int
+	model    string
+	memBytes int64
+	load     string // load average when bench started
+}
+
+func readMachine() machine {
+	m := machine{cpus: runtime.NumCPU(), model: "unknown CPU", load: loadAvg()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	m.memBytes = fieldKB("/proc/meminfo", "MemTotal") * 1024
+	return m
+}
+
+// loadAvg is the 1, 5 and 15 minute load average: on a shared machine it
+// says how much the figures were disturbed.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func printReport(out io.Writer, c config, m machine, r results, idle, peak memSample, cpu cpuTimes) {
+	fmt.Fprintf(out, "\npgkube API server benchmark: %d ConfigMaps of %d bytes, %d workers, client-go, JSON\n",
+		c.objects, c.dataBytes, c.workers)
+	fmt.Fprintf(out, "machine: %d CPUs, %s, %.1f GiB memory; load average %s at start, %s at end\n\n",
+		m.cpus, m.model, float64(m.memBytes)/(1<<30), m.load, loadAvg())
+
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "\tpgkube\ttarget\t\tkube-apiserver")
+	row := func(what, got, target, verdict, ref string) {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", what, got, target, verdict, ref)
+	}
+	row("creates", rate(r.create), "≥ 2,500/s", check(r.create.rate() >= targetCreates), "1,100/s")
+	row("  latency p50 / p99", latency(r.create), "", "", "p99 35 ms")
+	row("gets", rate(r.get), "", "", "2,400/s")
+	row("  latency p50 / p99", latency(r.get), "p99 ≤ 10 ms", check(r.get.ok > 0 && r.get.pct(0.99) <= targetGetP99), "p99 20 ms")
+	row("updates", rate(r.update), "≥ 2,000/s", check(r.update.rate() >= targetUpdates), "950/s")
+	row("  latency p50 / p99", latency(r.update), "", "", "")
+	row(fmt.Sprintf("list all %d (median of %d)", c.objects, len(r.list.runs)), listTime(r.list),
+		"≤ 100 ms", check(len(r.list.runs) > 0 && r.list.median() <= targetList), "240 ms")
+	row(fmt.Sprintf("list, limit %d: %d pages (median of %d)", c.pageSize, r.paged.pages, len(r.paged.runs)),
+		listTime(r.paged), "", "", "")
+	row("API server peak RSS (idle after start)", fmt.Sprintf("%s (%s)", mib(peak.apiRSS), mib(idle.apiRSS)),
+		"≤ 200 MiB", check(peak.apiRSS <= targetRSS), "460–600 MiB")
+	row(fmt.Sprintf("PostgreSQL peak RSS, sum of %d processes", peak.pgProcs), mib(peak.pgRSS), "", "", "")
+	row("PostgreSQL peak PSS (shared pages counted once)", mib(peak.pgPSS), "", "", "")
+	w.Flush()
+
+	if cpu.wall > 0 {
+		avail := cpu.wall.Seconds() * float64(m.cpus)
+		other := max(cpu.busy-cpu.api-cpu.postgres-cpu.client, 0)
+		fmt.Fprintf(out, "\nCPU during the load (%.1f s × %d CPUs = %.1f CPU-s): API server %.1f s, PostgreSQL %.1f s, "+
+			"bench client %.1f s, other processes %.1f s, idle %.1f s\n",
+			cpu.wall.Seconds(), m.cpus, avail, cpu.api, cpu.postgres, cpu.client, other, cpu.idle)
+	}
+	for _, f := range []struct {
+		phase    string
+		errs     int
+		firstErr error
+	}{
+		{"create", r.create.errs, r.create.firstErr},
+		{"get", r.get.errs, r.get.firstErr},
+		{"update", r.update.errs, r.update.firstErr},
+		{"list", r.list.errs, r.list.firstErr},
+		{"paginated list", r.paged.errs, r.paged.firstErr},
+	} {
+		if f.errs > 0 {
+			fmt.Fprintf(out, "FAILED: %d %s requests; first: %v\n", f.errs, f.phase, f.firstErr)
+		}
+	}
+}
+
+func check(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "MISS"
+}
+
+// A phase or list without a single success shows "failed", not a
+// flattering zero.
+const failed = "failed"
+
+func rate(s opStats) string {
+	if s.ok == 0 {
+		return failed
+	}
+	return thousands(int64(s.rate()+0.5)) + "/s"
+}
+
+func latency(s opStats) string {
+	if s.ok == 0 {
+		return failed
+	}
+	return fmt.Sprintf("%s / %s", strings.TrimSuffix(ms(s.pct(0.5)), " ms"), ms(s.pct(0.99)))
+}
+
+func listTime(l listStats) string {
+	if len(l.runs) == 0 {
+		return failed
+	}
+	return ms(l.median())
+}
+
+func ms(d time.Duration) string {
+	v := float64(d) / float64(time.Millisecond)
+	if v < 10 {
+		return fmt.Sprintf("%.1f ms", v)
+	}
+	return fmt.Sprintf("%.0f ms", v)
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+func thousands(n int64) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
