@@ -7,7 +7,10 @@ import (
 	"net/http"
 	"strings"
 
+	openapiv2 "github.com/google/gnostic-models/openapiv2"
 	"github.com/pgkube/pgkube/registry"
+	"google.golang.org/protobuf/proto"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
 // The OpenAPI served here is the skeleton clients probe before writing: one
@@ -49,8 +52,69 @@ func (s *Server) openAPIV3(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.openAPIV3Doc(gv[0], gv[1]))
 }
 
+// openAPIV2 serves the same skeleton as Swagger 2.0, in protobuf (what
+// client-go's discovery asks for) or JSON. kubectl 1.27 and 1.28 probe it
+// before every apply.
 func (s *Server) openAPIV2(w http.ResponseWriter, r *http.Request) {
-	writeStatusError(w, notFoundPath(r))
+	if strings.Contains(r.Header.Get("Accept"), "protobuf") {
+		doc := &openapiv2.Document{
+			Swagger: "2.0",
+			Info:    &openapiv2.Info{Title: "Kubernetes", Version: Version.GitVersion},
+			Paths:   &openapiv2.Paths{},
+		}
+		for _, g := range s.cfg.Registry.Groups() {
+			for _, v := range g.Versions {
+				for _, res := range s.cfg.Registry.Resources(g.Name, v) {
+					doc.Paths.Path = append(doc.Paths.Path, &openapiv2.NamedPathItem{
+						Name:  resourcePath(res),
+						Value: &openapiv2.PathItem{Patch: patchOperationV2(res)},
+					})
+				}
+			}
+		}
+		body, err := proto.Marshal(doc)
+		if err != nil {
+			writeStatusError(w, apierrors.NewInternalError(err))
+			return
+		}
+		writeBytes(w, http.StatusOK, "application/com.github.proto-openapi.spec.v2.v1.0+protobuf", body)
+		return
+	}
+	paths := map[string]any{}
+	for _, g := range s.cfg.Registry.Groups() {
+		for _, v := range g.Versions {
+			doc := s.openAPIV3Doc(g.Name, v)
+			for p, item := range doc["paths"].(map[string]any) {
+				paths[p] = item
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"swagger": "2.0",
+		"info":    map[string]string{"title": "Kubernetes", "version": Version.GitVersion},
+		"paths":   paths,
+	})
+}
+
+func patchOperationV2(res *registry.Resource) *openapiv2.Operation {
+	op := &openapiv2.Operation{
+		OperationId: "patch" + res.Kind,
+		VendorExtension: []*openapiv2.NamedAny{
+			{Name: "x-kubernetes-action", Value: &openapiv2.Any{Yaml: "patch\n"}},
+			{Name: "x-kubernetes-group-version-kind", Value: &openapiv2.Any{
+				Yaml: "group: \"" + res.Group + "\"\nkind: " + res.Kind + "\nversion: " + res.Version + "\n"}},
+		},
+	}
+	for _, name := range []string{"dryRun", "fieldManager", "fieldValidation", "force"} {
+		op.Parameters = append(op.Parameters, &openapiv2.ParametersItem{Oneof: &openapiv2.ParametersItem_Parameter{
+			Parameter: &openapiv2.Parameter{Oneof: &openapiv2.Parameter_NonBodyParameter{
+				NonBodyParameter: &openapiv2.NonBodyParameter{Oneof: &openapiv2.NonBodyParameter_QueryParameterSubSchema{
+					QueryParameterSubSchema: &openapiv2.QueryParameterSubSchema{Name: name, In: "query", Type: "string"},
+				}},
+			}},
+		}})
+	}
+	return op
 }
 
 func (s *Server) openAPIV3Doc(group, version string) map[string]any {

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"sigs.k8s.io/yaml"
@@ -68,7 +69,8 @@ func (s *Server) applyPatch(c *call, pt types.PatchType, patch []byte, cur runti
 		}
 		out, err = p.Apply(curJSON)
 		if err != nil {
-			return nil, "", apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", c.gr(), c.ri.Name, err.Error(), 0, false)
+			// Upstream names no object here, so kubectl says "The request is invalid".
+			return nil, "", apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", err.Error(), 0, false)
 		}
 	case types.MergePatchType:
 		patch, err = patchAsJSON(patch)

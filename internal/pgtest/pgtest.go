@@ -67,10 +67,14 @@ type server struct {
 }
 
 // Main runs the tests and then stops the server if any test started it.
-// Call it from TestMain: os.Exit(pgtest.Main(m)).
-func Main(m *testing.M) int {
+// Call it from TestMain: os.Exit(pgtest.Main(m)). Cleanups run after the
+// tests and before PostgreSQL stops, for shared servers that use it.
+func Main(m *testing.M, cleanups ...func()) int {
 	inMain.Store(true)
 	code := m.Run()
+	for _, c := range cleanups {
+		c()
+	}
 	inMain.Store(false)
 	if err := srv.shutdown(); err != nil {
 		fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)

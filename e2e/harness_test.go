@@ -1,0 +1,226 @@
+// Package e2e drives a real pgkube (the built binary, on a real PostgreSQL)
+// with stock kubectl, client-go and raw HTTP, as its users do.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgkube/pgkube/internal/pgtest"
+	"github.com/pgkube/pgkube/migrations"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+
+	sharedOnce sync.Once
+	shared     *pgkube
+	sharedErr  error
+)
+
+func TestMain(m *testing.M) {
+	pgtest.SetTemplate(func(ctx context.Context, url string) error {
+		pool, err := pgxpool.New(ctx, url)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		return migrations.Apply(ctx, pool)
+	})
+	code := pgtest.Main(m, func() {
+		if shared != nil {
+			shared.stop()
+		}
+	})
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// pgkubeBinary builds cmd/pgkube once per test binary.
+func pgkubeBinary(t testing.TB) string {
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pgkube-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "pgkube")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/pgkube/pgkube/cmd/pgkube").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// pgkube is a running `pgkube up` process.
+type pgkube struct {
+	cmd        *exec.Cmd
+	dataDir    string
+	url        string
+	kubeconfig string
+	exited     chan struct{}
+	log        *strings.Builder
+	logMu      sync.Mutex
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// tempDir makes a directory PostgreSQL's unprivileged user can reach when
+// tests run as root (t.TempDir's parents are private).
+func tempDir(t testing.TB) string {
+	dir, err := os.MkdirTemp("", "pgkube-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// startUp runs `pgkube up` and waits for /readyz. dbURL may be empty for the
+// embedded PostgreSQL.
+func startUp(t testing.TB, dataDir, listen, dbURL string) *pgkube {
+	args := []string{"up", "--data-dir", dataDir, "--listen", listen}
+	if dbURL != "" {
+		args = append(args, "--database-url", dbURL)
+	}
+	p := &pgkube{dataDir: dataDir, url: "http://" + listen, kubeconfig: filepath.Join(dataDir, "kubeconfig"),
+		exited: make(chan struct{}), log: &strings.Builder{}}
+	p.cmd = exec.Command(pgkubeBinary(t), args...)
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stderr = p.cmd.Stdout
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			p.logMu.Lock()
+			p.log.WriteString(sc.Text() + "\n")
+			p.logMu.Unlock()
+		}
+		p.cmd.Wait() //nolint:errcheck
+		close(p.exited)
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(p.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				if _, err := os.Stat(p.kubeconfig); err == nil {
+					return p
+				}
+			}
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("pgkube up exited early:\n%s", p.output())
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.kill()
+			t.Fatalf("pgkube up not ready after 60s:\n%s", p.output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (p *pgkube) output() string {
+	p.logMu.Lock()
+	defer p.logMu.Unlock()
+	return p.log.String()
+}
+
+// stop sends SIGINT, as Ctrl-C does, and waits for a clean exit.
+func (p *pgkube) stop() error {
+	p.cmd.Process.Signal(os.Interrupt) //nolint:errcheck
+	select {
+	case <-p.exited:
+		if st := p.cmd.ProcessState; st != nil && !st.Success() {
+			return fmt.Errorf("pgkube up exited with %v:\n%s", st, p.output())
+		}
+		return nil
+	case <-time.After(30 * time.Second):
+		p.kill()
+		return fmt.Errorf("pgkube up did not stop within 30s:\n%s", p.output())
+	}
+}
+
+func (p *pgkube) kill() {
+	p.cmd.Process.Kill() //nolint:errcheck
+	<-p.exited
+}
+
+// sharedServer is one `pgkube up` on the shared PostgreSQL for every test
+// that does not need a server of its own.
+func sharedServer(t testing.TB) *pgkube {
+	sharedOnce.Do(func() {
+		url := sharedDatabase()
+		dir, err := os.MkdirTemp("", "pgkube-shared-")
+		if err != nil {
+			sharedErr = err
+			return
+		}
+		shared = startUp(t, dir, freePort(t), url)
+	})
+	if sharedErr != nil {
+		t.Fatal(sharedErr)
+	}
+	if shared == nil {
+		t.Fatal("shared pgkube did not start")
+	}
+	return shared
+}
+
+// sharedDatabase creates the shared server's database outside any one test,
+// so it lives as long as the server.
+func sharedDatabase() string {
+	return pgtest.NewDatabase(binaryScope{})
+}
+
+// binaryScope is a testing.TB whose cleanups never run: the database lives
+// until PostgreSQL stops at the end of the test binary.
+type binaryScope struct{ testing.TB }
+
+func (binaryScope) Helper()                   {}
+func (binaryScope) Cleanup(func())            {}
+func (binaryScope) Name() string              { return "shared" }
+func (binaryScope) Fatal(args ...any)         { panic(fmt.Sprint(args...)) }
+func (binaryScope) Fatalf(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }
+func (binaryScope) Errorf(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }
+func (binaryScope) Logf(string, ...any)       {}
