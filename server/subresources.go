@@ -214,4 +214,3 @@ func (s *Server) finalizeNamespace(c *call) error {
 	}
 	return s.respondWritten(c, http.StatusOK, obj, stored)
 }
-
