@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -25,7 +26,7 @@ func wantRVs(t *testing.T, s *Store, cluster string, cur, compacted int64) {
 	}
 }
 
-// liveRows lists the rvs stored for a cluster, oldest first.
+// storedRVs lists the rvs stored for a cluster, oldest first.
 func storedRVs(t *testing.T, s *Store, cluster string) []int64 {
 	t.Helper()
 	rows, err := s.Pool().Query(context.Background(), `SELECT rv FROM objects WHERE cluster = $1 ORDER BY rv`, cluster)
@@ -62,21 +63,21 @@ func TestCompact(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
 	a, b, c, d := pod("ns", "a"), pod("ns", "b"), pod("ns", "c"), pod("ns", "d")
-	create(t, s, "root", a, "a1", nil, nil)  // 1
+	create(t, s, "root", a, "a1", nil, nil)    // 1
 	update(t, s, "root", a, 1, "a2", nil, nil) // 2
-	create(t, s, "root", b, "b1", nil, nil)  // 3
-	remove(t, s, "root", b, 3)               // 4
-	create(t, s, "root", c, "c1", nil, nil)  // 5
+	create(t, s, "root", b, "b1", nil, nil)    // 3
+	remove(t, s, "root", b, 3)                 // 4
+	create(t, s, "root", c, "c1", nil, nil)    // 5
 	update(t, s, "root", c, 5, "c2", nil, nil) // 6
 	update(t, s, "root", a, 2, "a3", nil, nil) // 7
-	create(t, s, "root", d, "d1", nil, nil)  // 8
+	create(t, s, "root", d, "d1", nil, nil)    // 8
 	if err := s.EnsureCluster(ctx, "t"); err != nil {
 		t.Fatal(err)
 	}
 	x := pod("ns", "x")
-	create(t, s, "t", x, "", nil, nil) // 1
+	create(t, s, "t", x, "", nil, nil)    // 1
 	update(t, s, "t", x, 1, "", nil, nil) // 2
-	remove(t, s, "t", x, 2)              // 3
+	remove(t, s, "t", x, 2)               // 3
 	if err := s.EnsureCluster(ctx, "empty"); err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func TestCompact(t *testing.T) {
 
 	// A longer window keeps what was superseded within it.
 	update(t, s, "root", a, 7, "a4", nil, nil) // 9
-	remove(t, s, "root", d, 8)               // 10
+	remove(t, s, "root", d, 8)                 // 10
 	compact(t, s, time.Hour)
 	wantRVs(t, s, "root", 10, 8)
 	if got := storedRVs(t, s, "root"); !slices.Equal(got, []int64{6, 7, 8, 9, 10}) {
@@ -159,7 +160,7 @@ func TestCompactWindow(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
 	a := pod("ns", "a")
-	create(t, s, "root", a, "", nil, nil)   // 1
+	create(t, s, "root", a, "", nil, nil)    // 1
 	update(t, s, "root", a, 0, "", nil, nil) // 2
 	const window = 300 * time.Millisecond
 	compact(t, s, window) // records rv 2 now; nothing is old enough yet
@@ -268,7 +269,7 @@ func TestCompactConcurrentWithWrites(t *testing.T) {
 	for _, o := range l.Items {
 		got[o.Key] = o.RV
 	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
+	if !maps.Equal(got, want) {
 		t.Errorf("live objects after compaction:\n got %v\nwant %v", got, want)
 	}
 	// Only the live versions remain.
