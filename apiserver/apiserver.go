@@ -90,15 +90,20 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	hub := watch.NewHub()
-	store := storage.New(pool, storage.OnCommit(hub.Committed))
+	var nsLifecycle *admission.NamespaceLifecycle
+	var srv *server.Server
+	store := storage.New(pool, storage.OnCommit(hub.Committed),
+		storage.OnCommit(func(cluster string, objs []storage.Object) { nsLifecycle.Committed(cluster, objs) }),
+		storage.ObserveLatency(func(op string, d time.Duration) { srv.ObserveStorage(op, d) }))
+	nsLifecycle = admission.NewNamespaceLifecycle(store)
 	services, err := server.NewServiceAllocator(store, opts.ServiceCIDR, opts.NodePortRange)
 	if err != nil {
 		pool.Close()
 		return nil, err
 	}
-	srv := server.New(server.Config{
+	srv = server.New(server.Config{
 		Store: store, Registry: reg, Watch: hub, Services: services,
-		Admission: admission.Chain{admission.NamespaceLifecycle{Store: store}},
+		Admission: admission.Chain{nsLifecycle},
 	})
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {

@@ -97,6 +97,7 @@ func TestBadInput(t *testing.T) {
 		{"update name mismatch", "PUT", "/configmaps/target", "application/json", `{"metadata":{"name":"other"}}`, 400, "BadRequest", "does not match the name"},
 		{"update missing", "PUT", "/configmaps/missing", "application/json", `{"metadata":{"name":"missing"}}`, 404, "NotFound", ""},
 		{"update stale", "PUT", "/configmaps/target", "application/json", `{"metadata":{"name":"target","resourceVersion":"1"}}`, 409, "Conflict", "the object has been modified"},
+		{"update other uid", "PUT", "/configmaps/target", "application/json", `{"metadata":{"name":"target","uid":"6a1c1bd6-0000-4000-8000-000000000000"}}`, 409, "Conflict", "Precondition failed: UID"},
 		{"bad delete options", "DELETE", "/configmaps/target", "application/json", `{"propagationPolicy":"Sometimes"}`, 422, "Invalid", ""},
 		{"bad grace period", "DELETE", "/configmaps/target?gracePeriodSeconds=soon", "", ``, 400, "BadRequest", ""},
 		{"scale negative", "PUT", "/replicationcontrollers/none/scale", "application/json", `{"spec":{"replicas":-1},"metadata":{"name":"none"}}`, 404, "NotFound", ""},

@@ -150,9 +150,16 @@ func TestApplyEmptyDatabase(t *testing.T) {
 	if rv != 0 || compacted != 0 {
 		t.Errorf("root cluster starts at rv=%d compacted=%d, want 0 0", rv, compacted)
 	}
-	// Apply must release its session lock: another session can take it.
+	// Apply must release its session lock, although its connection stays
+	// open in the pool: another session can take it. (Advisory locks are
+	// reentrant, so asking through the same pool would prove nothing.)
+	other, err := pgx.Connect(ctx, pool.Config().ConnConfig.ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
 	var got bool
-	if err := pool.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, advisoryLock).Scan(&got); err != nil {
+	if err := other.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, advisoryLock).Scan(&got); err != nil {
 		t.Fatal(err)
 	}
 	if !got {

@@ -18,6 +18,7 @@ type metrics struct {
 	inflight atomic.Int64
 	mu       sync.Mutex
 	requests map[reqKey]*histogram
+	storage  map[string]*histogram // by storage operation
 }
 
 type reqKey struct{ verb, resource, subresource, code string }
@@ -30,7 +31,40 @@ type histogram struct {
 
 var latencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 
-func newMetrics() *metrics { return &metrics{requests: map[reqKey]*histogram{}} }
+func newMetrics() *metrics {
+	return &metrics{requests: map[reqKey]*histogram{}, storage: map[string]*histogram{}}
+}
+
+// ObserveStorage records one storage operation's latency.
+func (m *metrics) ObserveStorage(op string, d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := m.storage[op]
+	if h == nil {
+		h = &histogram{buckets: make([]uint64, len(latencyBuckets))}
+		m.storage[op] = h
+	}
+	h.add(d.Seconds())
+}
+
+func (h *histogram) add(seconds float64) {
+	h.count++
+	h.sum += seconds
+	for i, b := range latencyBuckets {
+		if seconds <= b {
+			h.buckets[i]++
+		}
+	}
+}
+
+func (h *histogram) write(b *strings.Builder, name, labels string) {
+	for i, le := range latencyBuckets {
+		fmt.Fprintf(b, "%s_bucket{%s,le=\"%g\"} %d\n", name, labels, le, h.buckets[i])
+	}
+	fmt.Fprintf(b, "%s_bucket{%s,le=\"+Inf\"} %d\n", name, labels, h.count)
+	fmt.Fprintf(b, "%s_sum{%s} %g\n", name, labels, h.sum)
+	fmt.Fprintf(b, "%s_count{%s} %d\n", name, labels, h.count)
+}
 
 type labelsKey struct{}
 
@@ -95,13 +129,7 @@ func (m *metrics) observe(k reqKey, seconds float64) {
 		h = &histogram{buckets: make([]uint64, len(latencyBuckets))}
 		m.requests[k] = h
 	}
-	h.count++
-	h.sum += seconds
-	for i, b := range latencyBuckets {
-		if seconds <= b {
-			h.buckets[i]++
-		}
-	}
+	h.add(seconds)
 }
 
 func (m *metrics) serve(w http.ResponseWriter, r *http.Request) {
@@ -118,13 +146,16 @@ func (m *metrics) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	b.WriteString("# HELP apiserver_request_duration_seconds Request latency.\n# TYPE apiserver_request_duration_seconds histogram\n")
 	for _, k := range keys {
-		h := m.requests[k]
-		for i, le := range latencyBuckets {
-			fmt.Fprintf(&b, "apiserver_request_duration_seconds_bucket{%s,le=\"%g\"} %d\n", k.labels(), le, h.buckets[i])
-		}
-		fmt.Fprintf(&b, "apiserver_request_duration_seconds_bucket{%s,le=\"+Inf\"} %d\n", k.labels(), h.count)
-		fmt.Fprintf(&b, "apiserver_request_duration_seconds_sum{%s} %g\n", k.labels(), h.sum)
-		fmt.Fprintf(&b, "apiserver_request_duration_seconds_count{%s} %d\n", k.labels(), h.count)
+		m.requests[k].write(&b, "apiserver_request_duration_seconds", k.labels())
+	}
+	b.WriteString("# HELP pgkube_storage_duration_seconds PostgreSQL operation latency.\n# TYPE pgkube_storage_duration_seconds histogram\n")
+	ops := make([]string, 0, len(m.storage))
+	for op := range m.storage {
+		ops = append(ops, op)
+	}
+	sort.Strings(ops)
+	for _, op := range ops {
+		m.storage[op].write(&b, "pgkube_storage_duration_seconds", fmt.Sprintf("operation=%q", op))
 	}
 	m.mu.Unlock()
 	b.WriteString("# HELP apiserver_current_inflight_requests Requests being served.\n# TYPE apiserver_current_inflight_requests gauge\n")

@@ -47,6 +47,9 @@ func New(cfg Config) *Server {
 	return &Server{cfg: cfg, codecs: newCodecs(cfg.Registry.Scheme), metrics: newMetrics(), started: time.Now()}
 }
 
+// ObserveStorage feeds storage latencies into /metrics.
+func (s *Server) ObserveStorage(op string, d time.Duration) { s.metrics.ObserveStorage(op, d) }
+
 // Version is what /version reports: a Kubernetes 1.33-era server.
 var Version = version.Info{
 	Major: "1", Minor: "33", GitVersion: "v1.33.0-pgkube", GitCommit: "pgkube", GitTreeState: "clean",

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -197,6 +198,12 @@ func (s *Server) prepareUpdate(c *call, obj, cur runtime.Object) error {
 	}
 	if c.res.Namespaced && m.GetNamespace() != "" && m.GetNamespace() != om.GetNamespace() {
 		return badRequest("the namespace of the provided object does not match the namespace sent on the request")
+	}
+	if uid := m.GetUID(); uid != "" && uid != om.GetUID() {
+		// A body naming another incarnation of the object is a failed
+		// precondition, as upstream treats it.
+		return apierrors.NewConflict(c.gr(), om.GetName(),
+			fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", uid, om.GetUID()))
 	}
 	m.SetNamespace(om.GetNamespace())
 	m.SetUID(om.GetUID())

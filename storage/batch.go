@@ -62,6 +62,7 @@ func newBatchers(s *Store) *batchers { return &batchers{s: s, m: map[string]*que
 // Write applies one change and returns the stored version. Concurrent writes
 // to one cluster share a transaction, but each is checked and answered alone.
 func (s *Store) Write(ctx context.Context, cluster string, w Write) (Object, error) {
+	defer s.timed("write")()
 	p := &pending{w: w, ctx: ctx, done: make(chan struct{})}
 	b := s.batchers
 	b.mu.Lock()
@@ -191,8 +192,10 @@ func (s *Store) commitBatch(cluster string, batch []*pending) {
 		}
 		close(p.done)
 	}
-	if err == nil && len(committed) > 0 && s.onCommit != nil {
-		s.onCommit(cluster, committed)
+	if err == nil && len(committed) > 0 {
+		for _, f := range s.onCommit {
+			f(cluster, committed)
+		}
 	}
 }
 

@@ -2,7 +2,10 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Change is one entry of the change log: a row version and, unless it
@@ -16,7 +19,10 @@ type Change struct {
 // first.
 // Versions commit in order, so reading up to the cluster's current
 // resourceVersion never skips a change that commits later.
+// ErrCompacted: afterRV is older than the kept history, so changes may be
+// missing (a deletion, say); the caller must start over from a list.
 func (s *Store) Changes(ctx context.Context, cluster, resource, namespace string, afterRV, upToRV int64, limit int) ([]Change, error) {
+	defer s.timed("changes")()
 	q := newQuery(cluster, resource)
 	q.conds[0], q.conds[1] = "n.cluster = $1", "n.resource = $2"
 	q.where("n.rv > " + q.arg(afterRV) + " AND n.rv <= " + q.arg(upToRV))
@@ -26,9 +32,36 @@ func (s *Store) Changes(ctx context.Context, cluster, resource, namespace string
 	sql := `SELECT n.namespace, n.name, n.rv, n.deleted, n.labels, n.fields, n.data, p.rv, p.labels, p.fields, p.data
 		FROM objects n LEFT JOIN objects p ON p.cluster = n.cluster AND p.rv = n.prev_rv
 		WHERE ` + joinAnd(q.conds) + ` ORDER BY n.rv LIMIT ` + fmt.Sprint(limit)
-	rows, err := s.pool.Query(ctx, sql, q.args...)
+	// Compaction may run between the caller's check of compacted_rv and
+	// this read, so check again, after the read and in the same round trip:
+	// compaction raises compacted_rv before it deletes, so if the read
+	// missed deleted rows, the check that follows it sees the raised mark.
+	var b pgx.Batch
+	b.Queue(sql, q.args...)
+	b.Queue(`SELECT compacted_rv FROM clusters WHERE name = $1`, cluster)
+	br := s.pool.SendBatch(ctx, &b)
+	defer br.Close()
+	out, err := scanChanges(br, resource)
 	if err != nil {
 		return nil, fmt.Errorf("read changes of %s: %w", resource, err)
+	}
+	var compacted int64
+	if err := br.QueryRow().Scan(&compacted); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, ErrNoCluster
+		}
+		return nil, fmt.Errorf("read changes of %s: %w", resource, err)
+	}
+	if afterRV < compacted {
+		return nil, ErrCompacted
+	}
+	return out, nil
+}
+
+func scanChanges(br pgx.BatchResults, resource string) ([]Change, error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []Change

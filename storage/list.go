@@ -43,6 +43,7 @@ type ListResult struct {
 // List reads a consistent snapshot: at the cluster's current resourceVersion,
 // or exactly at opts.AtRV.
 func (s *Store) List(ctx context.Context, cluster string, opts ListOptions) (ListResult, error) {
+	defer s.timed("list")()
 	var res ListResult
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		var current, compacted int64

@@ -60,8 +60,25 @@ type Store struct {
 	pool     *pgxpool.Pool
 	batchers *batchers
 	// onCommit is told about every committed batch, in resourceVersion order
-	// per cluster; the watch fan-out hangs off it.
-	onCommit func(cluster string, objs []Object)
+	// per cluster; the watch fan-out and caches hang off it.
+	onCommit []func(cluster string, objs []Object)
+	// observe, if set, is told how long each storage operation took.
+	observe func(op string, d time.Duration)
+}
+
+// ObserveLatency registers a function told the duration of every storage
+// operation ("get", "list", "write", "changes"), for metrics.
+func ObserveLatency(f func(op string, d time.Duration)) Option {
+	return func(s *Store) { s.observe = f }
+}
+
+// timed reports an operation's latency when it ends: defer s.timed("get")().
+func (s *Store) timed(op string) func() {
+	if s.observe == nil {
+		return func() {}
+	}
+	start := time.Now()
+	return func() { s.observe(op, time.Since(start)) }
 }
 
 // Option configures a Store.
@@ -69,7 +86,7 @@ type Option func(*Store)
 
 // OnCommit registers a function called after each committed batch of writes.
 func OnCommit(f func(cluster string, objs []Object)) Option {
-	return func(s *Store) { s.onCommit = f }
+	return func(s *Store) { s.onCommit = append(s.onCommit, f) }
 }
 
 // New returns a store on an already migrated database.
@@ -88,6 +105,7 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // Get returns the current version of an object.
 func (s *Store) Get(ctx context.Context, cluster string, key Key) (Object, error) {
+	defer s.timed("get")()
 	o := Object{Key: key}
 	err := s.pool.QueryRow(ctx, `SELECT rv, labels, fields, data FROM objects
 		WHERE cluster = $1 AND resource = $2 AND namespace = $3 AND name = $4 AND superseded_rv IS NULL`,
