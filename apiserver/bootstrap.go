@@ -56,16 +56,17 @@ func (s *Server) bootstrap(ctx context.Context, kubernetesIP string) error {
 	return s.put(ctx, "/api/v1/namespaces/default/endpoints/kubernetes", ep)
 }
 
-// ensure creates obj at collection unless it exists.
-func (s *Server) ensure(ctx context.Context, collection string, obj any) error {
+// ensure creates obj at collection unless it exists. API servers starting
+// together race here; whichever create loses finds the winner's object.
+func (s *Server) ensure(ctx context.Context, collection string, obj metav1.Object) error {
 	code, body, err := s.call(ctx, http.MethodPost, collection, obj)
-	if err != nil {
+	if err != nil || code == http.StatusCreated {
 		return err
 	}
-	if code != http.StatusCreated && code != http.StatusConflict {
-		return fmt.Errorf("create at %s: %d %s", collection, code, body)
+	if code, _, err := s.call(ctx, http.MethodGet, collection+"/"+obj.GetName(), nil); err == nil && code == http.StatusOK {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("create at %s: %d %s", collection, code, body)
 }
 
 func (s *Server) put(ctx context.Context, path string, obj any) error {
@@ -80,9 +81,12 @@ func (s *Server) put(ctx context.Context, path string, obj any) error {
 }
 
 func (s *Server) call(ctx context.Context, method, path string, obj any) (int, string, error) {
-	body, err := json.Marshal(obj)
-	if err != nil {
-		return 0, "", err
+	var body []byte
+	if obj != nil {
+		var err error
+		if body, err = json.Marshal(obj); err != nil {
+			return 0, "", err
+		}
 	}
 	req := httptest.NewRequest(method, path, bytes.NewReader(body)).WithContext(ctx)
 	req.Header.Set("Content-Type", "application/json")

@@ -71,7 +71,9 @@ func (s *Server) allocate(c *call, obj, old runtime.Object, op storage.Op) (func
 		return nil, nil
 	}
 	svc := obj.(*corev1.Service)
-	owner := svc.Namespace + "/" + svc.Name
+	// The uid makes the owner one incarnation of the Service: a racing
+	// create of the same name cannot share, or free, this one's claims.
+	owner := svc.Namespace + "/" + svc.Name + "/" + string(svc.UID)
 	var oldClaims []claim
 	if old != nil {
 		oldClaims = serviceClaims(old.(*corev1.Service))

@@ -307,3 +307,78 @@ func TestChangesAfterCompaction(t *testing.T) {
 	_, err = s.Changes(ctx, "nope", "/pods", "", 0, 5, 100)
 	wantErr(t, "Changes in an unknown cluster", err, ErrNoCluster)
 }
+
+// Compaction deletes in chunks; it must keep going until all are gone.
+func TestCompactManyRows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	// 6,000 versions of 10 objects, written directly: the last version of
+	// each is live, every other one superseded 10 versions later.
+	const n, objs = 6000, 10
+	_, err := s.Pool().Exec(ctx, `
+		INSERT INTO objects (cluster, rv, resource, namespace, name, prev_rv, superseded_rv, data)
+		SELECT 'root', i, '/pods', 'ns', 'o' || (i % $2),
+			CASE WHEN i > $2 THEN i - $2 END, CASE WHEN i <= $1 - $2 THEN i + $2 END, '{}'
+		FROM generate_series(1, $1::bigint) AS i`, n, objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(ctx, `UPDATE clusters SET rv = $1 WHERE name = 'root'`, n); err != nil {
+		t.Fatal(err)
+	}
+	compact(t, s, 0)
+	wantRVs(t, s, "root", n, n)
+	got := storedRVs(t, s, "root")
+	if len(got) != objs || got[0] != n-objs+1 {
+		t.Errorf("%d rows left after compaction (first %v), want the %d live ones", len(got), got[:min(len(got), 3)], objs)
+	}
+	l, err := s.List(ctx, "root", ListOptions{Resource: "/pods"})
+	if err != nil || len(l.Items) != objs {
+		t.Errorf("List after compaction: %d items, %v", len(l.Items), err)
+	}
+}
+
+// Compaction remembers where each cluster stood over time and forgets
+// marks it will never need again.
+func TestCompactMarks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	a := pod("ns", "a")
+	create(t, s, "root", a, "", nil, nil) // 1
+	for range 4 {
+		update(t, s, "root", a, 0, "", nil, nil) // 2..5
+	}
+	// Pretend earlier runs saw rv 1 three hours ago and rv 3 two hours ago.
+	_, err := s.Pool().Exec(ctx, `INSERT INTO rv_marks (cluster, rv, at) VALUES
+		('root', 1, now() - interval '3 hours'), ('root', 3, now() - interval '2 hours')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compact(t, s, time.Hour)
+	wantRVs(t, s, "root", 5, 3)
+	if got := storedRVs(t, s, "root"); !slices.Equal(got, []int64{3, 4, 5}) {
+		t.Errorf("rows after compacting to 3: %v", got)
+	}
+	var marks []int64
+	rows, err := s.Pool().Query(ctx, `SELECT rv FROM rv_marks WHERE cluster = 'root' ORDER BY at`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var rv int64
+		if err := rows.Scan(&rv); err != nil {
+			t.Fatal(err)
+		}
+		marks = append(marks, rv)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The 3-hour-old mark is superseded by the 2-hour-old one; that one is
+	// the current compaction point, and the new one will be the next.
+	if !slices.Equal(marks, []int64{3, 5}) {
+		t.Errorf("marks after compaction: %v, want [3 5]", marks)
+	}
+}

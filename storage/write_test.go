@@ -3,7 +3,9 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
+	"slices"
 	"testing"
 	"time"
 )
@@ -426,5 +428,65 @@ func nextCommit(t *testing.T, commits <-chan []Object) []Object {
 	case <-time.After(10 * time.Second):
 		t.Fatal("OnCommit not called")
 		return nil
+	}
+}
+
+// A queue longer than maxBatch is split over several transactions, still in
+// order and without gaps.
+func TestBatchSplit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	commits := make(chan []Object, 10)
+	s := newStore(t, OnCommit(func(_ string, objs []Object) { commits <- objs }))
+	entered, release := make(chan struct{}), make(chan struct{})
+	blocker := pod("ns", "blocker")
+	go func() {
+		_, err := s.Write(ctx, "root", Write{Op: Create, Key: blocker, Encode: func(rv int64) ([]byte, error) {
+			close(entered)
+			<-release
+			return encoder(blocker, "")(rv)
+		}})
+		if err != nil {
+			t.Errorf("blocker: %v", err)
+		}
+	}()
+	<-entered
+	n := maxBatch + maxBatch/2
+	rvs := make(chan int64, n)
+	for i := range n {
+		go func() {
+			k := pod("ns", fmt.Sprintf("o%03d", i))
+			o, err := s.Write(ctx, "root", Write{Op: Create, Key: k, Encode: encoder(k, "")})
+			if err != nil {
+				t.Errorf("create %s: %v", k, err)
+			}
+			rvs <- o.RV
+		}()
+	}
+	waitQueued(t, s, "root", n)
+	close(release)
+	seen := map[int64]bool{}
+	for range n {
+		seen[<-rvs] = true
+	}
+	for rv := int64(2); rv <= int64(n)+1; rv++ {
+		if !seen[rv] {
+			t.Errorf("rv %d not handed out", rv)
+		}
+	}
+	var sizes []int
+	next := int64(1)
+	for range 3 {
+		c := nextCommit(t, commits)
+		sizes = append(sizes, len(c))
+		for _, o := range c {
+			if o.RV != next {
+				t.Fatalf("commit holds rv %d, want %d", o.RV, next)
+			}
+			next++
+		}
+	}
+	if !slices.Equal(sizes, []int{1, maxBatch, n - maxBatch}) {
+		t.Errorf("commit sizes %v, want [1 %d %d]", sizes, maxBatch, n-maxBatch)
 	}
 }

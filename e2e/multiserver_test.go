@@ -1,0 +1,185 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pgkube/pgkube/internal/pgtest"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// startAPIServer runs `pgkube apiserver` on a database and waits for /readyz.
+func startAPIServer(t *testing.T, dbURL string) string {
+	listen := freePort(t)
+	cmd := exec.Command(pgkubeBinary(t), "apiserver", "--database-url", dbURL, "--listen", listen)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt) //nolint:errcheck
+		cmd.Wait()                       //nolint:errcheck
+	})
+	url := "http://" + listen
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return url
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("apiserver not ready:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestTwoAPIServersOneDatabase starts two API server processes together on
+// one fresh database (racing on migrations and bootstrap) and writes through
+// both at once: resourceVersions stay unique and ordered, ClusterIPs and
+// NodePorts are never handed out twice, and each sees the other's writes.
+func TestTwoAPIServersOneDatabase(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	urls := make([]string, 2)
+	var wg sync.WaitGroup
+	for i := range urls {
+		wg.Add(1)
+		go func(i int) { defer wg.Done(); urls[i] = startAPIServer(t, db) }(i)
+	}
+	wg.Wait()
+	ctx := context.Background()
+	clients := make([]kubernetes.Interface, 2)
+	for i, u := range urls {
+		clients[i] = kubernetes.NewForConfigOrDie(&rest.Config{Host: u, QPS: 1000, Burst: 1000})
+	}
+	namespace(t, clients[0], "multi")
+
+	const perServer = 40
+	var mu sync.Mutex
+	rvs := map[string]string{}
+	ips := map[string]string{}
+	ports := map[int32]string{}
+	errs := make(chan error, 4*perServer)
+	for i, cs := range clients {
+		for j := 0; j < perServer; j++ {
+			wg.Add(1)
+			go func(i, j int, cs kubernetes.Interface) {
+				defer wg.Done()
+				name := fmt.Sprintf("s%d-%d", i, j)
+				cm, err := cs.CoreV1().ConfigMaps("multi").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+				if err != nil {
+					errs <- err
+					return
+				}
+				svc, err := cs.CoreV1().Services("multi").Create(ctx, &corev1.Service{
+					ObjectMeta: metav1.ObjectMeta{Name: name},
+					Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort,
+						Ports: []corev1.ServicePort{{Port: 80}}},
+				}, metav1.CreateOptions{})
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if other, dup := rvs[cm.ResourceVersion]; dup {
+					errs <- fmt.Errorf("resourceVersion %s given to %s and %s", cm.ResourceVersion, other, name)
+				}
+				rvs[cm.ResourceVersion] = name
+				if other, dup := ips[svc.Spec.ClusterIP]; dup {
+					errs <- fmt.Errorf("ClusterIP %s given to %s and %s", svc.Spec.ClusterIP, other, name)
+				}
+				ips[svc.Spec.ClusterIP] = name
+				np := svc.Spec.Ports[0].NodePort
+				if other, dup := ports[np]; dup || np < 30000 || np > 32767 {
+					errs <- fmt.Errorf("NodePort %d given to %s (also %q)", np, name, other)
+				}
+				ports[np] = name
+			}(i, j, cs)
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for i, cs := range clients {
+		list, err := cs.CoreV1().ConfigMaps("multi").List(ctx, metav1.ListOptions{})
+		if err != nil || len(list.Items) != 2*perServer {
+			t.Fatalf("server %d lists %d configmaps (want %d): %v", i, len(list.Items), 2*perServer, err)
+		}
+	}
+	// A requested ClusterIP that the other server already handed out is refused.
+	var taken string
+	for ip := range ips {
+		taken = ip
+		break
+	}
+	_, err := clients[1].CoreV1().Services("multi").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "dup"},
+		Spec:       corev1.ServiceSpec{ClusterIP: taken, Ports: []corev1.ServicePort{{Port: 80}}},
+	}, metav1.CreateOptions{})
+	if err == nil || !strings.Contains(err.Error(), "provided IP is already allocated") {
+		t.Fatalf("duplicate ClusterIP: want 'already allocated', got %v", err)
+	}
+	// Deleting a Service frees its IP for reuse.
+	owner := ips[taken]
+	if err := clients[0].CoreV1().Services("multi").Delete(ctx, owner, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := clients[1].CoreV1().Services("multi").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "dup"},
+		Spec:       corev1.ServiceSpec{ClusterIP: taken, Ports: []corev1.ServicePort{{Port: 80}}},
+	}, metav1.CreateOptions{})
+	if err != nil || svc.Spec.ClusterIP != taken {
+		t.Fatalf("a freed ClusterIP should be reusable: %v", err)
+	}
+	// The kubernetes Service exists once, with the first address.
+	k, err := clients[1].CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil || k.Spec.ClusterIP != "10.96.0.1" {
+		t.Fatalf("kubernetes service: %v %+v", err, k)
+	}
+}
+
+// TestHealthVersionMetrics checks the plain endpoints monitoring relies on.
+func TestHealthVersionMetrics(t *testing.T) {
+	srv := sharedServer(t)
+	for _, path := range []string{"/healthz", "/livez", "/readyz"} {
+		code, body := do(t, "GET", srv.url+path, "", nil)
+		if code != 200 || string(body) != "ok" {
+			t.Fatalf("%s: %d %q", path, code, body)
+		}
+	}
+	code, body := do(t, "GET", srv.url+"/version", "", nil)
+	if code != 200 || !strings.Contains(string(body), `"gitVersion":"v1.33`) {
+		t.Fatalf("/version: %d %s", code, body)
+	}
+	do(t, "GET", srv.url+"/api/v1/namespaces/default/configmaps", "", nil)
+	code, body = do(t, "GET", srv.url+"/metrics", "", nil)
+	for _, want := range []string{
+		`apiserver_request_total{verb="list",resource="configmaps",subresource="",code="200"}`,
+		`apiserver_request_duration_seconds_bucket{verb="list",resource="configmaps"`,
+		`pgkube_storage_duration_seconds_count{operation="list"}`,
+		`apiserver_current_inflight_requests`,
+	} {
+		if code != 200 || !strings.Contains(string(body), want) {
+			t.Fatalf("/metrics lacks %s:\n%.2000s", want, body)
+		}
+	}
+}
