@@ -148,8 +148,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// compactLoop runs compaction at half the retention, at most once a
+// minute, so an expired version is gone within 1.5 retention periods.
 func (s *Server) compactLoop() {
-	t := time.NewTicker(time.Minute)
+	every := min(max(s.opts.HistoryRetention/2, time.Second), time.Minute)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {

@@ -20,9 +20,9 @@ import (
 )
 
 // startAPIServer runs `pgkube apiserver` on a database and waits for /readyz.
-func startAPIServer(t *testing.T, dbURL string) string {
+func startAPIServer(t *testing.T, dbURL string, flags ...string) string {
 	listen := freePort(t)
-	cmd := exec.Command(pgkubeBinary(t), "apiserver", "--database-url", dbURL, "--listen", listen)
+	cmd := exec.Command(pgkubeBinary(t), append([]string{"apiserver", "--database-url", dbURL, "--listen", listen}, flags...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out

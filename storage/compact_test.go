@@ -162,12 +162,12 @@ func TestCompactWindow(t *testing.T) {
 	a := pod("ns", "a")
 	create(t, s, "root", a, "", nil, nil)    // 1
 	update(t, s, "root", a, 0, "", nil, nil) // 2
-	const window = 300 * time.Millisecond
+	const window = time.Second
 	compact(t, s, window) // records rv 2 now; nothing is old enough yet
 	wantRVs(t, s, "root", 2, 0)
 	update(t, s, "root", a, 0, "", nil, nil) // 3
 	update(t, s, "root", a, 0, "", nil, nil) // 4
-	time.Sleep(window + 100*time.Millisecond)
+	time.Sleep(window + 200*time.Millisecond)
 	compact(t, s, window) // the mark at rv 2 is now old enough; rv 4 is not
 	wantRVs(t, s, "root", 4, 2)
 	if got := storedRVs(t, s, "root"); !slices.Equal(got, []int64{2, 3, 4}) {
