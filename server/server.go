@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -65,6 +66,12 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/readyz", s.health(true))
 	r.Get("/version", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, Version) })
 	r.Get("/metrics", s.metrics.serve)
+	// Profiling is on by default, as kube-apiserver's --profiling.
+	r.HandleFunc("/debug/pprof/*", pprof.Index)
+	r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	r.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	r.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	r.Get("/openapi/v2", s.openAPIV2)
 	r.Get("/openapi/v3", s.openAPIV3Index)
 	r.Get("/openapi/v3/*", s.openAPIV3)

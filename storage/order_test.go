@@ -60,7 +60,7 @@ func TestCommitOrder(t *testing.T) {
 		mu  sync.Mutex
 		rvs = map[string][]int64{} // cluster -> every resourceVersion handed out
 	)
-	// live[cluster][key] is each writer's view of its own keys at the end.
+	// Each writer reports where its own keys ended up.
 	type finalState struct {
 		cluster string
 		key     Key
