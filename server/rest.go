@@ -1,11 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/pgkube/pgkube/admission"
@@ -216,23 +218,49 @@ func versionOr(v string) string {
 	return v
 }
 
+// rvMarker stands in for the resourceVersion while an object is encoded,
+// so the JSON is built in the request's goroutine and the storage batch,
+// which runs with the cluster's lock held, only splices the number in.
+const rvMarker = "$rv$"
+
+var rvField = []byte(`"resourceVersion":"` + rvMarker + `"`)
+
 // encodeForStorage returns the Encode function of a write: the object in its
-// storage form, with the resourceVersion the write is given.
+// storage form, with the resourceVersion the write is given. metadata comes
+// before any user data in the encoding and names cannot hold quotes, so the
+// first match is the object's own field.
 func (s *Server) encodeForStorage(res *registry.Resource, obj runtime.Object) func(int64) ([]byte, error) {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return func(int64) ([]byte, error) { return nil, err }
+	}
+	saved := m.GetResourceVersion()
+	m.SetResourceVersion(rvMarker)
+	stored := obj
+	if res.ToStorage != nil {
+		if stored, err = res.ToStorage(obj); err == nil {
+			setGVK(stored, storageGVK(s.cfg.Registry, res))
+		}
+	}
+	var data []byte
+	if err == nil {
+		data, err = json.Marshal(stored)
+	}
+	m.SetResourceVersion(saved)
+	at := bytes.Index(data, rvField)
+	if err == nil && at < 0 {
+		err = fmt.Errorf("encode %s: no resourceVersion field", res.Kind)
+	}
 	return func(rv int64) ([]byte, error) {
-		m, err := meta.Accessor(obj)
 		if err != nil {
 			return nil, err
 		}
-		m.SetResourceVersion(fmt.Sprint(rv))
-		stored := obj
-		if res.ToStorage != nil {
-			if stored, err = res.ToStorage(obj); err != nil {
-				return nil, err
-			}
-			setGVK(stored, storageGVK(s.cfg.Registry, res))
-		}
-		return json.Marshal(stored)
+		m.SetResourceVersion(strconv.FormatInt(rv, 10))
+		num := strconv.AppendInt(nil, rv, 10)
+		out := make([]byte, 0, len(data)+len(num))
+		out = append(out, data[:at+len(`"resourceVersion":"`)]...)
+		out = append(out, num...)
+		return append(out, data[at+len(rvField)-1:]...), nil
 	}
 }
 

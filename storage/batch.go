@@ -100,10 +100,11 @@ func (b *batchers) run(cluster string, q *queue) {
 	}
 }
 
-// commitBatch runs a batch in one transaction. The cluster row is locked
-// first, which orders this transaction against every other writer of the
-// cluster in any process; the checks below can therefore read and decide
-// without racing.
+// commitBatch runs a batch in one transaction, in two round trips to
+// PostgreSQL: the first begins, locks the cluster's counter row and reads the
+// current versions of every key in the batch; the second writes and commits.
+// The lock orders this transaction against every other writer of the cluster
+// in any process, so the checks made in between cannot race.
 func (s *Store) commitBatch(cluster string, batch []*pending) {
 	live := make([]*pending, 0, len(batch))
 	for _, p := range batch {
@@ -117,75 +118,7 @@ func (s *Store) commitBatch(cluster string, batch []*pending) {
 	if len(live) == 0 {
 		return
 	}
-	ctx := context.Background()
-	var committed []Object
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		committed = committed[:0]
-		for _, p := range live {
-			p.err, p.res = nil, Object{}
-		}
-		var rv int64
-		err := tx.QueryRow(ctx, `SELECT rv FROM clusters WHERE name = $1 FOR UPDATE`, cluster).Scan(&rv)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrNoCluster
-		}
-		if err != nil {
-			return fmt.Errorf("lock cluster: %w", err)
-		}
-		current, err := currentVersions(ctx, tx, cluster, live)
-		if err != nil {
-			return err
-		}
-		var sql pgx.Batch
-		for _, p := range live {
-			w := p.w
-			cur, exists := current[w.Key]
-			switch {
-			case w.Op == Create && exists:
-				p.err = ErrExists
-				continue
-			case w.Op != Create && !exists:
-				p.err = ErrNotFound
-				continue
-			case w.Op != Create && w.ExpectRV != 0 && w.ExpectRV != cur:
-				p.err = ErrConflict
-				continue
-			}
-			data, err := w.Encode(rv + 1)
-			if err != nil {
-				p.err = err
-				continue
-			}
-			rv++
-			var prev *int64
-			if exists {
-				c := cur
-				prev = &c
-				sql.Queue(`UPDATE objects SET superseded_rv = $2 WHERE cluster = $1 AND rv = $3`, cluster, rv, cur)
-			}
-			var superseded *int64
-			if w.Op == Delete {
-				superseded = &rv
-				delete(current, w.Key)
-			} else {
-				current[w.Key] = rv
-			}
-			labels, fields := nonNil(w.Labels), nonNil(w.Fields)
-			sql.Queue(`INSERT INTO objects (cluster, rv, resource, namespace, name, prev_rv, superseded_rv, deleted, labels, fields, data)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-				cluster, rv, w.Key.Resource, w.Key.Namespace, w.Key.Name, prev, superseded, w.Op == Delete, labels, fields, data)
-			p.res = Object{Key: w.Key, RV: rv, Deleted: w.Op == Delete, Labels: labels, Fields: fields, Data: data}
-			committed = append(committed, p.res)
-		}
-		if len(committed) == 0 {
-			return nil
-		}
-		sql.Queue(`UPDATE clusters SET rv = $2 WHERE name = $1`, cluster, rv)
-		if err := tx.SendBatch(ctx, &sql).Close(); err != nil {
-			return fmt.Errorf("write: %w", err)
-		}
-		return nil
-	})
+	committed, err := s.runBatch(context.Background(), cluster, live)
 	for _, p := range live {
 		if err != nil {
 			p.err, p.res = err, Object{}
@@ -199,24 +132,139 @@ func (s *Store) commitBatch(cluster string, batch []*pending) {
 	}
 }
 
-// currentVersions looks up, in one query, the live resourceVersion of every
-// key the batch touches.
-func currentVersions(ctx context.Context, tx pgx.Tx, cluster string, batch []*pending) (map[Key]int64, error) {
+func (s *Store) runBatch(ctx context.Context, cluster string, live []*pending) (committed []Object, err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("write: connect: %w", err)
+	}
+	defer conn.Release()
+	inTx := false
+	defer func() {
+		if err != nil && inTx {
+			// The transaction is aborted or in doubt: end it, and do not
+			// hand a connection in that state back to the pool.
+			if _, rbErr := conn.Exec(ctx, "ROLLBACK"); rbErr != nil {
+				conn.Conn().Close(ctx) //nolint:errcheck
+			}
+		}
+	}()
+
+	var first pgx.Batch
+	first.Queue("BEGIN")
+	first.Queue(`SELECT rv FROM clusters WHERE name = $1 FOR UPDATE`, cluster)
+	queueCurrentVersions(&first, cluster, live)
+	br := conn.SendBatch(ctx, &first)
+	inTx = true
+	var rv int64
+	if _, err = br.Exec(); err == nil {
+		err = br.QueryRow().Scan(&rv)
+	}
+	var current map[Key]int64
+	if err == nil {
+		current, err = readCurrentVersions(br, len(live))
+	}
+	if closeErr := br.Close(); err == nil {
+		err = closeErr
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNoCluster
+	}
+	if err != nil {
+		return nil, fmt.Errorf("write: lock cluster %q: %w", cluster, err)
+	}
+
+	var second pgx.Batch
+	for _, p := range live {
+		w := p.w
+		cur, exists := current[w.Key]
+		switch {
+		case w.Op == Create && exists:
+			p.err = ErrExists
+			continue
+		case w.Op != Create && !exists:
+			p.err = ErrNotFound
+			continue
+		case w.Op != Create && w.ExpectRV != 0 && w.ExpectRV != cur:
+			p.err = ErrConflict
+			continue
+		}
+		data, err := encode(w, rv+1)
+		if err != nil {
+			p.err = err
+			continue
+		}
+		rv++
+		var prev *int64
+		if exists {
+			c := cur
+			prev = &c
+			second.Queue(`UPDATE objects SET superseded_rv = $2 WHERE cluster = $1 AND rv = $3`, cluster, rv, cur)
+		}
+		var superseded *int64
+		if w.Op == Delete {
+			superseded = &rv
+			delete(current, w.Key)
+		} else {
+			current[w.Key] = rv
+		}
+		labels, fields := nonNil(w.Labels), nonNil(w.Fields)
+		second.Queue(`INSERT INTO objects (cluster, rv, resource, namespace, name, prev_rv, superseded_rv, deleted, labels, fields, data)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			cluster, rv, w.Key.Resource, w.Key.Namespace, w.Key.Name, prev, superseded, w.Op == Delete, labels, fields, data)
+		p.res = Object{Key: w.Key, RV: rv, Deleted: w.Op == Delete, Labels: labels, Fields: fields, Data: data}
+		committed = append(committed, p.res)
+	}
+	if len(committed) > 0 {
+		second.Queue(`UPDATE clusters SET rv = $2 WHERE name = $1`, cluster, rv)
+	}
+	second.Queue("COMMIT")
+	if err = conn.SendBatch(ctx, &second).Close(); err != nil {
+		for _, p := range live {
+			p.res = Object{}
+		}
+		return nil, fmt.Errorf("write: %w", err)
+	}
+	inTx = false
+	return committed, nil
+}
+
+// encode runs a write's Encode, turning a panic or an empty result into an
+// error for that write alone rather than for its whole batch.
+func encode(w Write, rv int64) (data []byte, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("encode %s: panic: %v", w.Key, v)
+		}
+	}()
+	data, err = w.Encode(rv)
+	if err == nil && len(data) == 0 {
+		err = fmt.Errorf("encode %s: no data", w.Key)
+	}
+	return data, err
+}
+
+// queueCurrentVersions asks, in one query, for the live resourceVersion of
+// every key the batch touches.
+func queueCurrentVersions(b *pgx.Batch, cluster string, batch []*pending) {
 	res := make([]string, len(batch))
 	ns := make([]string, len(batch))
 	names := make([]string, len(batch))
 	for i, p := range batch {
 		res[i], ns[i], names[i] = p.w.Key.Resource, p.w.Key.Namespace, p.w.Key.Name
 	}
-	rows, err := tx.Query(ctx, `SELECT o.resource, o.namespace, o.name, o.rv FROM objects o
+	b.Queue(`SELECT o.resource, o.namespace, o.name, o.rv FROM objects o
 		JOIN unnest($2::text[], $3::text[], $4::text[]) AS k(r, ns, n)
 		ON o.cluster = $1 AND o.resource = k.r AND o.namespace = k.ns AND o.name = k.n
 		WHERE o.superseded_rv IS NULL`, cluster, res, ns, names)
+}
+
+func readCurrentVersions(br pgx.BatchResults, n int) (map[Key]int64, error) {
+	rows, err := br.Query()
 	if err != nil {
 		return nil, fmt.Errorf("read current versions: %w", err)
 	}
 	defer rows.Close()
-	out := make(map[Key]int64, len(batch))
+	out := make(map[Key]int64, n)
 	for rows.Next() {
 		var k Key
 		var rv int64
