@@ -161,8 +161,9 @@ func (s *Store) runBatch(ctx context.Context, cluster string, live []*pending) (
 	}
 	var current map[Key]int64
 	if err == nil {
-		current, err = readCurrentVersions(br, len(live))
+		current, err = readCurrentVersions(br, live)
 	}
+
 	if closeErr := br.Close(); err == nil {
 		err = closeErr
 	}
@@ -243,37 +244,32 @@ func encode(w Write, rv int64) (data []byte, err error) {
 	return data, err
 }
 
-// queueCurrentVersions asks, in one query, for the live resourceVersion of
-// every key the batch touches.
+// queueCurrentVersions asks for the live resourceVersion of every key the
+// batch touches: one point lookup per key, pipelined. A single query joining
+// an array of keys leaves the plan to the planner, which may scan the
+// cluster's whole table per key.
 func queueCurrentVersions(b *pgx.Batch, cluster string, batch []*pending) {
-	res := make([]string, len(batch))
-	ns := make([]string, len(batch))
-	names := make([]string, len(batch))
-	for i, p := range batch {
-		res[i], ns[i], names[i] = p.w.Key.Resource, p.w.Key.Namespace, p.w.Key.Name
+	for _, p := range batch {
+		k := p.w.Key
+		b.Queue(`SELECT rv FROM objects WHERE cluster = $1 AND resource = $2 AND namespace = $3 AND name = $4
+			AND superseded_rv IS NULL`, cluster, k.Resource, k.Namespace, k.Name)
 	}
-	b.Queue(`SELECT o.resource, o.namespace, o.name, o.rv FROM objects o
-		JOIN unnest($2::text[], $3::text[], $4::text[]) AS k(r, ns, n)
-		ON o.cluster = $1 AND o.resource = k.r AND o.namespace = k.ns AND o.name = k.n
-		WHERE o.superseded_rv IS NULL`, cluster, res, ns, names)
 }
 
-func readCurrentVersions(br pgx.BatchResults, n int) (map[Key]int64, error) {
-	rows, err := br.Query()
-	if err != nil {
-		return nil, fmt.Errorf("read current versions: %w", err)
-	}
-	defer rows.Close()
-	out := make(map[Key]int64, n)
-	for rows.Next() {
-		var k Key
+func readCurrentVersions(br pgx.BatchResults, batch []*pending) (map[Key]int64, error) {
+	out := make(map[Key]int64, len(batch))
+	for _, p := range batch {
 		var rv int64
-		if err := rows.Scan(&k.Resource, &k.Namespace, &k.Name, &rv); err != nil {
-			return nil, err
+		err := br.QueryRow().Scan(&rv)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue
 		}
-		out[k] = rv
+		if err != nil {
+			return nil, fmt.Errorf("read current version of %s: %w", p.w.Key, err)
+		}
+		out[p.w.Key] = rv
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func nonNil(m map[string]string) map[string]string {
