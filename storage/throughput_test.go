@@ -1,10 +1,10 @@
 package storage
 
 import (
-	"os"
-	"strconv"
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
