@@ -65,11 +65,6 @@ func (s *Store) List(ctx context.Context, cluster string, opts ListOptions) (Lis
 			at = opts.AtRV
 		}
 		q := newQuery(cluster, opts.Resource)
-		if at == current {
-			q.where("superseded_rv IS NULL")
-		} else {
-			q.where("rv <= " + q.arg(at) + " AND NOT deleted AND (superseded_rv IS NULL OR superseded_rv > " + q.arg(at) + ")")
-		}
 		if opts.Namespace != "" {
 			q.where("namespace = " + q.arg(opts.Namespace))
 		}
@@ -83,8 +78,21 @@ func (s *Store) List(ctx context.Context, cluster string, opts ListOptions) (Lis
 		if opts.AfterName != "" || opts.AfterNamespace != "" {
 			q.where("(namespace, name) > (" + q.arg(opts.AfterNamespace) + ", " + q.arg(opts.AfterName) + ")")
 		}
-		sql := "SELECT namespace, name, rv, labels, fields, data FROM objects WHERE " + strings.Join(q.conds, " AND ") +
-			" ORDER BY namespace, name"
+		filters := joinAnd(q.conds)
+		const cols = "namespace, name, rv, labels, fields, data"
+		var sql string
+		if at == current {
+			sql = "SELECT " + cols + " FROM objects WHERE " + filters + " AND superseded_rv IS NULL"
+		} else {
+			// The state at a past version: what is live and was written by
+			// then, plus what was replaced since. Two branches, so each can
+			// use its own index (live rows; recently superseded rows).
+			atArg := q.arg(at)
+			sql = "SELECT " + cols + " FROM objects WHERE " + filters + " AND superseded_rv IS NULL AND rv <= " + atArg +
+				" UNION ALL SELECT " + cols + " FROM objects WHERE " + filters + " AND superseded_rv > " + atArg +
+				" AND rv <= " + atArg + " AND NOT deleted"
+		}
+		sql += " ORDER BY namespace, name"
 		if opts.Limit > 0 {
 			sql += " LIMIT " + strconv.FormatInt(opts.Limit+1, 10)
 		}
@@ -112,7 +120,14 @@ func (s *Store) List(ctx context.Context, cluster string, opts ListOptions) (Lis
 				last := res.Items[len(res.Items)-1]
 				cq := &query{conds: append([]string{}, q.conds[:filterEnd]...), args: append([]any{}, q.args[:argEnd]...)}
 				cq.where("(namespace, name) > (" + cq.arg(last.Namespace) + ", " + cq.arg(last.Name) + ")")
-				err := tx.QueryRow(ctx, "SELECT count(*) FROM objects WHERE "+joinAnd(cq.conds), cq.args...).Scan(&res.Remaining)
+				f := joinAnd(cq.conds)
+				count := "SELECT count(*) FROM objects WHERE " + f + " AND superseded_rv IS NULL"
+				if at != current {
+					atArg := cq.arg(at)
+					count = "SELECT (SELECT count(*) FROM objects WHERE " + f + " AND superseded_rv IS NULL AND rv <= " + atArg +
+						") + (SELECT count(*) FROM objects WHERE " + f + " AND superseded_rv > " + atArg + " AND rv <= " + atArg + " AND NOT deleted)"
+				}
+				err := tx.QueryRow(ctx, count, cq.args...).Scan(&res.Remaining)
 				if err != nil {
 					return fmt.Errorf("list %s: count: %w", opts.Resource, err)
 				}
