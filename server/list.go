@@ -159,6 +159,19 @@ func (s *Server) list(c *call) error {
 		return err
 	}
 	lo.CountRemaining = lo.Labels == nil && lo.Fields == nil
+	// Plain JSON of objects stored as served is assembled from the stored
+	// bytes as they stream in: a list of thousands decodes none of them.
+	raw := c.out.media == mediaJSON && c.out.as == "" && c.res.FromStorage == nil
+	var items bytes.Buffer
+	if raw {
+		lo.Visit = func(o *storage.Object) error {
+			if items.Len() > 0 {
+				items.WriteByte(',')
+			}
+			items.Write(o.Data)
+			return nil
+		}
+	}
 	page, err := s.cfg.Store.List(c.ctx, c.cluster, lo)
 	if errors.Is(err, storage.ErrCompacted) && c.r.URL.Query().Get("continue") != "" {
 		return s.expiredContinue(c, lo)
@@ -168,17 +181,14 @@ func (s *Server) list(c *call) error {
 	}
 	lm := metav1.ListMeta{ResourceVersion: strconv.FormatInt(page.RV, 10)}
 	if page.More {
-		last := page.Items[len(page.Items)-1]
-		lm.Continue = encodeContinue(continueToken{RV: page.RV, Namespace: last.Namespace, Name: last.Name})
+		lm.Continue = encodeContinue(continueToken{RV: page.RV, Namespace: page.LastNamespace, Name: page.LastName})
 		if lo.CountRemaining {
 			n := page.Remaining
 			lm.RemainingItemCount = &n
 		}
 	}
-	// Plain JSON of objects stored as served is assembled from the stored
-	// bytes: a list of thousands never decodes a single one.
-	if c.out.media == mediaJSON && c.out.as == "" && c.res.FromStorage == nil {
-		return s.writeRawList(c, lm, page.Items)
+	if raw {
+		return s.writeRawList(c, lm, items.Bytes())
 	}
 	objs := make([]runtime.Object, 0, len(page.Items))
 	for _, it := range page.Items {
@@ -207,7 +217,8 @@ func (s *Server) expiredContinue(c *call, lo storage.ListOptions) error {
 	return &apierrors.StatusError{ErrStatus: st}
 }
 
-func (s *Server) writeRawList(c *call, lm metav1.ListMeta, items []storage.Object) error {
+// writeRawList wraps comma-joined stored objects in a list envelope.
+func (s *Server) writeRawList(c *call, lm metav1.ListMeta, items []byte) error {
 	head, err := json.Marshal(struct {
 		Kind       string          `json:"kind"`
 		APIVersion string          `json:"apiVersion"`
@@ -216,23 +227,17 @@ func (s *Server) writeRawList(c *call, lm metav1.ListMeta, items []storage.Objec
 	if err != nil {
 		return err
 	}
-	size := len(head) + 16
-	for _, it := range items {
-		size += len(it.Data) + 1
-	}
-	var buf bytes.Buffer
-	buf.Grow(size)
-	buf.Write(head[:len(head)-1])
-	buf.WriteString(`,"items":[`)
-	for i, it := range items {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		buf.Write(it.Data)
-	}
-	buf.WriteString("]}")
+	head = append(head[:len(head)-1], `,"items":[`...)
 	c.flushWarnings()
-	writeBytes(c.w, http.StatusOK, mediaJSON, buf.Bytes())
+	h := c.w.Header()
+	h.Set("Content-Type", mediaJSON)
+	h.Set("Content-Length", strconv.Itoa(len(head)+len(items)+2))
+	c.w.WriteHeader(http.StatusOK)
+	for _, part := range [][]byte{head, items, []byte("]}")} {
+		if _, err := c.w.Write(part); err != nil {
+			return nil // the client went away
+		}
+	}
 	return nil
 }
 

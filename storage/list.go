@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
@@ -28,6 +29,10 @@ type ListOptions struct {
 	AfterName      string
 	// CountRemaining asks for the number of matching items after the page.
 	CountRemaining bool
+	// Visit, when set, receives each item instead of ListResult.Items: with
+	// no labels or fields, and Data valid only during the call. Large lists
+	// stream into a response without holding every row twice.
+	Visit func(o *Object) error
 }
 
 // ListResult is one page.
@@ -38,6 +43,9 @@ type ListResult struct {
 	// Remaining counts matching items after this page, when asked for and
 	// there are more.
 	Remaining int64
+	// LastNamespace and LastName are the page's last key, where a next page
+	// continues, when there are more.
+	LastNamespace, LastName string
 }
 
 // List reads a consistent snapshot: at the cluster's current resourceVersion,
@@ -79,7 +87,10 @@ func (s *Store) List(ctx context.Context, cluster string, opts ListOptions) (Lis
 			q.where("(namespace, name) > (" + q.arg(opts.AfterNamespace) + ", " + q.arg(opts.AfterName) + ")")
 		}
 		filters := joinAnd(q.conds)
-		const cols = "namespace, name, rv, labels, fields, data"
+		cols := "namespace, name, rv, labels, fields, data"
+		if opts.Visit != nil {
+			cols = "namespace, name, rv, data"
+		}
 		var sql string
 		if at == current {
 			sql = "SELECT " + cols + " FROM objects WHERE " + filters + " AND superseded_rv IS NULL"
@@ -101,23 +112,39 @@ func (s *Store) List(ctx context.Context, cluster string, opts ListOptions) (Lis
 			return fmt.Errorf("list %s: %w", opts.Resource, err)
 		}
 		res = ListResult{RV: at}
+		var n int64
+		var last Object
 		for rows.Next() {
+			n++
+			if opts.Limit > 0 && n > opts.Limit {
+				res.More = true
+				break
+			}
 			o := Object{Key: Key{Resource: opts.Resource}}
-			if err := rows.Scan(&o.Namespace, &o.Name, &o.RV, &o.Labels, &o.Fields, &o.Data); err != nil {
+			var err error
+			if opts.Visit != nil {
+				var raw pgtype.DriverBytes
+				if err = rows.Scan(&o.Namespace, &o.Name, &o.RV, &raw); err == nil {
+					o.Data = raw
+					err = opts.Visit(&o)
+					o.Data = nil
+				}
+			} else if err = rows.Scan(&o.Namespace, &o.Name, &o.RV, &o.Labels, &o.Fields, &o.Data); err == nil {
+				res.Items = append(res.Items, o)
+			}
+			if err != nil {
 				rows.Close()
 				return err
 			}
-			res.Items = append(res.Items, o)
+			last = o
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("list %s: %w", opts.Resource, err)
 		}
-		if opts.Limit > 0 && int64(len(res.Items)) > opts.Limit {
-			res.Items = res.Items[:opts.Limit]
-			res.More = true
+		if res.More {
+			res.LastNamespace, res.LastName = last.Namespace, last.Name
 			if opts.CountRemaining {
-				last := res.Items[len(res.Items)-1]
 				cq := &query{conds: append([]string{}, q.conds[:filterEnd]...), args: append([]any{}, q.args[:argEnd]...)}
 				cq.where("(namespace, name) > (" + cq.arg(last.Namespace) + ", " + cq.arg(last.Name) + ")")
 				f := joinAnd(cq.conds)
