@@ -62,10 +62,13 @@ func (l listStats) median() time.Duration {
 type results struct {
 	create, get, update opStats
 	list, paged         listStats
+	// listRaw times the same full list up to the last byte of the response,
+	// without client-go decoding it: the server's share of a list.
+	listRaw listStats
 }
 
 func (r results) failed() int {
-	return r.create.errs + r.get.errs + r.update.errs + r.list.errs + r.paged.errs
+	return r.create.errs + r.get.errs + r.update.errs + r.list.errs + r.listRaw.errs + r.paged.errs
 }
 
 // runLoad runs the phases in order: create, get, update, full list,
@@ -155,6 +158,19 @@ func runLoad(ctx context.Context, c config, url string) (results, error) {
 			err = fmt.Errorf("list returned %d of %d ConfigMaps", len(l.Items), c.objects)
 		}
 		res.list.record(time.Since(t), 1, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+
+	step(fmt.Sprintf("listing them without decoding (%d runs)", c.listRuns))
+	for range c.listRuns {
+		t := time.Now()
+		body, err := cs.CoreV1().RESTClient().Get().Namespace(namespace).Resource("configmaps").DoRaw(ctx)
+		if err == nil && len(body) < c.objects*c.dataBytes {
+			err = fmt.Errorf("raw list returned only %d bytes", len(body))
+		}
+		res.listRaw.record(time.Since(t), 1, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return res, err

@@ -73,6 +73,7 @@ func printReport(out io.Writer, c config, m machine, r results, idle, peak memSa
 	row("  latency p50 / p99", latency(r.update), "", "", "")
 	row(fmt.Sprintf("list all %d (median of %d)", c.objects, len(r.list.runs)), listTime(r.list),
 		"≤ 100 ms", check(len(r.list.runs) > 0 && r.list.median() <= targetList), "240 ms")
+	row("  response only, not decoded (median)", listTime(r.listRaw), "", "", "")
 	row(fmt.Sprintf("list, limit %d: %d pages (median of %d)", c.pageSize, r.paged.pages, len(r.paged.runs)),
 		listTime(r.paged), "", "", "")
 	row("API server peak RSS (idle after start)", fmt.Sprintf("%s (%s)", mib(peak.apiRSS), mib(idle.apiRSS)),
@@ -98,6 +99,7 @@ func printReport(out io.Writer, c config, m machine, r results, idle, peak memSa
 		{"update", r.update.errs, r.update.firstErr},
 		{"list", r.list.errs, r.list.firstErr},
 		{"paginated list", r.paged.errs, r.paged.firstErr},
+		{"undecoded list", r.listRaw.errs, r.listRaw.firstErr},
 	} {
 		if f.errs > 0 {
 			fmt.Fprintf(out, "FAILED: %d %s requests; first: %v\n", f.errs, f.phase, f.firstErr)
