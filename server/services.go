@@ -68,7 +68,7 @@ type claim struct{ kind, value string }
 func (s *Server) allocate(c *call, obj, old runtime.Object, op storage.Op) (func(ok bool), error) {
 	a := s.cfg.Services
 	if a == nil || c.res.Group != "" || c.res.Resource != "services" {
-		return nil, nil
+		return func(bool) {}, nil
 	}
 	svc := obj.(*corev1.Service)
 	// The uid makes the owner one incarnation of the Service: a racing

@@ -94,7 +94,6 @@ func (s *Server) create(c *call) error {
 // store writes obj (old is the version it replaces, for allocations and
 // conflicts). Under dryRun it stores nothing and returns an empty Object.
 func (s *Server) store(c *call, obj, old runtime.Object, op storage.Op, expectRV int64) (storage.Object, error) {
-	m, _ := meta.Accessor(obj)
 	if isDryRun(c.r) {
 		return storage.Object{}, nil
 	}
@@ -102,14 +101,18 @@ func (s *Server) store(c *call, obj, old runtime.Object, op storage.Op, expectRV
 	if err != nil {
 		return storage.Object{}, err
 	}
-	stored, err := s.cfg.Store.Write(c.ctx, c.cluster, storage.Write{
-		Op: op, Key: c.key(m.GetNamespace(), m.GetName()), ExpectRV: expectRV,
-		Labels: m.GetLabels(), Fields: fieldsOf(c.res, obj), Encode: s.encodeForStorage(c.res, obj),
-	})
-	if release != nil {
-		release(err == nil)
-	}
+	stored, err := s.write(c, obj, op, expectRV, s.encodeForStorage(c.res, obj))
+	release(err == nil)
 	return stored, err
+}
+
+// write hands one encoded object to storage.
+func (s *Server) write(c *call, obj runtime.Object, op storage.Op, expectRV int64, enc func(int64) ([]byte, error)) (storage.Object, error) {
+	m, _ := meta.Accessor(obj)
+	return s.cfg.Store.Write(c.ctx, c.cluster, storage.Write{
+		Op: op, Key: c.key(m.GetNamespace(), m.GetName()), ExpectRV: expectRV,
+		Labels: m.GetLabels(), Fields: fieldsOf(c.res, obj), Encode: enc,
+	})
 }
 
 // validate checks metadata, the kind's name rule and its own rules.
@@ -165,16 +168,27 @@ func (s *Server) updateObject(c *call, namespace, name string, change mutation) 
 		if err := s.admit(c, admission.Update, obj, cur, namespace, name); err != nil {
 			return nil, storage.Object{}, err
 		}
-		// An update that changes nothing keeps its resourceVersion, as
-		// upstream: no write, no watch event.
-		if s.unchanged(c.res, obj, cur, stored.RV) {
-			return cur, stored, nil
-		}
 		op := storage.Update
 		if m.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) == 0 && !c.res.HoldsDeletion(obj) {
 			op = storage.Delete // the last finalizer is gone: deletion completes
 		}
-		written, err := s.store(c, obj, cur, op, stored.RV)
+		if isDryRun(c.r) {
+			return obj, storage.Object{}, nil
+		}
+		// Allocation may fill fields (a Service's IPs): before encoding.
+		release, err := s.allocate(c, obj, cur, op)
+		if err != nil {
+			return nil, storage.Object{}, err
+		}
+		// An update that changes nothing keeps its resourceVersion, as
+		// upstream: no write, no watch event.
+		enc := s.encodeForStorage(c.res, obj)
+		if same, err := enc(stored.RV); op == storage.Update && err == nil && bytes.Equal(same, stored.Data) {
+			release(true)
+			return cur, stored, nil
+		}
+		written, err := s.write(c, obj, op, stored.RV, enc)
+		release(err == nil)
 		if errors.Is(err, storage.ErrConflict) && clientRV == "" && attempt < 16 {
 			continue
 		}
@@ -233,12 +247,6 @@ func (s *Server) prepareUpdate(c *call, obj, cur runtime.Object) error {
 	return nil
 }
 
-// unchanged reports whether obj encodes exactly as the stored version.
-func (s *Server) unchanged(res *registry.Resource, obj, cur runtime.Object, rv int64) bool {
-	a, err1 := s.encodeForStorage(res, obj)(rv)
-	b, err2 := s.encodeForStorage(res, cur)(rv)
-	return err1 == nil && err2 == nil && bytes.Equal(a, b)
-}
 
 func (s *Server) update(c *call) error {
 	if err := checkDryRun(c.r); err != nil {
