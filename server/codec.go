@@ -59,6 +59,9 @@ type decodeResult struct {
 // decode turns a request body into a typed object of the expected kind. The
 // body's apiVersion and kind, when given, must be the URL's.
 func (c *codecs) decode(body []byte, media string, want schema.GroupVersionKind) (decodeResult, error) {
+	if media == mediaJSON {
+		return c.decodeJSON(body, want)
+	}
 	info, ok := runtime.SerializerInfoForMediaType(c.factory.SupportedMediaTypes(), media)
 	if !ok {
 		return decodeResult{}, unsupportedMediaType(media)
@@ -98,6 +101,34 @@ func (c *codecs) decode(body []byte, media string, want schema.GroupVersionKind)
 	}
 	setGVK(obj, want)
 	res.obj = obj
+	return res, nil
+}
+
+// decodeJSON is the JSON path in one pass: the typed object, its strict
+// problems, and its apiVersion/kind, which must be the URL's when given.
+// (The generic serializer parses the body twice: once to find the kind.)
+func (c *codecs) decodeJSON(body []byte, want schema.GroupVersionKind) (decodeResult, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return decodeResult{}, badRequest("the request body is empty: expected a %s", want.Kind)
+	}
+	obj, err := c.scheme.New(want)
+	if err != nil {
+		return decodeResult{}, apierrors.NewInternalError(err)
+	}
+	strict, err := k8sjson.UnmarshalStrict(body, obj, k8sjson.DisallowDuplicateFields, k8sjson.DisallowUnknownFields)
+	if err != nil {
+		return decodeResult{}, decodeError(err, want)
+	}
+	got := obj.GetObjectKind().GroupVersionKind()
+	if (got.Kind != "" && got.Kind != want.Kind) || (got.Version != "" && got.GroupVersion() != want.GroupVersion()) {
+		return decodeResult{}, badRequest("the object provided is of kind %q in version %q, but the URL expects kind %q in version %q",
+			got.Kind, got.GroupVersion().String(), want.Kind, want.GroupVersion().String())
+	}
+	setGVK(obj, want)
+	res := decodeResult{obj: obj}
+	for _, e := range strict {
+		res.warnings = append(res.warnings, e.Error())
+	}
 	return res, nil
 }
 
