@@ -23,7 +23,10 @@ import (
 
 // Options configure an API server process.
 type Options struct {
-	DatabaseURL   string
+	DatabaseURL string
+	// ListenDatabaseURL is a direct connection for LISTEN, when DatabaseURL
+	// goes through a transaction-pooling proxy. Default: DatabaseURL.
+	ListenDatabaseURL string
 	Listen        string // host:port
 	ServiceCIDR   string
 	NodePortRange string
@@ -89,13 +92,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		pool.Close()
 		return nil, err
 	}
-	hub := watch.NewHub()
+	var hub *watch.Hub
 	var nsLifecycle *admission.NamespaceLifecycle
 	var srv *server.Server
-	store := storage.New(pool, storage.OnCommit(hub.Committed),
+	store := storage.New(pool, storage.OnCommit(func(cluster string, objs []storage.Object) { hub.Committed(cluster, objs) }),
 		storage.OnCommit(func(cluster string, objs []storage.Object) { nsLifecycle.Committed(cluster, objs) }),
 		storage.ObserveLatency(func(op string, d time.Duration) { srv.ObserveStorage(op, d) }))
 	nsLifecycle = admission.NewNamespaceLifecycle(store)
+	hub = watch.NewHub(store, watch.Options{})
 	services, err := server.NewServiceAllocator(store, opts.ServiceCIDR, opts.NodePortRange)
 	if err != nil {
 		pool.Close()
@@ -118,6 +122,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	base, stop := context.WithCancel(context.Background())
 	s.stop = stop
+	listenURL := opts.ListenDatabaseURL
+	if listenURL == "" {
+		listenURL = opts.DatabaseURL
+	}
+	hub.Start(base, pool, listenURL, opts.Log)
 	s.http = &http.Server{Handler: s.handler, ReadHeaderTimeout: 30 * time.Second, MaxHeaderBytes: 1 << 20,
 		BaseContext: func(net.Listener) context.Context { return base }}
 	go func() {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -58,15 +59,27 @@ func (s *Server) bootstrap(ctx context.Context, kubernetesIP string) error {
 
 // ensure creates obj at collection unless it exists. API servers starting
 // together race here; whichever create loses finds the winner's object.
+// The loser may also see the winner's claims (the kubernetes Service's
+// address) before its object commits, so it retries for a while.
 func (s *Server) ensure(ctx context.Context, collection string, obj metav1.Object) error {
-	code, body, err := s.call(ctx, http.MethodPost, collection, obj)
-	if err != nil || code == http.StatusCreated {
-		return err
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body, err := s.call(ctx, http.MethodPost, collection, obj)
+		if err != nil || code == http.StatusCreated {
+			return err
+		}
+		if code, _, err := s.call(ctx, http.MethodGet, collection+"/"+obj.GetName(), nil); err == nil && code == http.StatusOK {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("create at %s: %d %s", collection, code, body)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	if code, _, err := s.call(ctx, http.MethodGet, collection+"/"+obj.GetName(), nil); err == nil && code == http.StatusOK {
-		return nil
-	}
-	return fmt.Errorf("create at %s: %d %s", collection, code, body)
 }
 
 func (s *Server) put(ctx context.Context, path string, obj any) error {

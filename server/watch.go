@@ -2,6 +2,8 @@ package server
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"encoding/json"
 	"math/rand"
 	"net/http"
@@ -18,10 +20,9 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 )
 
-const (
-	bookmarkInterval = time.Minute
-	changesPerRead   = 500
-)
+// bookmarkInterval: kube-apiserver promises a bookmark about once a minute
+// to watchers that allow them; pgkube sends them more often.
+const bookmarkInterval = 30 * time.Second
 
 // watchStream writes watch events in the negotiated framing.
 type watchStream struct {
@@ -105,6 +106,17 @@ func (s *Server) watch(c *call) error {
 		last = since
 	}
 
+	w, err := s.cfg.Watch.Watch(c.ctx, c.cluster, lo.Resource, lo.Namespace, last, func(ch *storage.Change) bool {
+		return selected(&ch.Object, lo.Labels, lo.Fields) || (ch.Prev != nil && selected(ch.Prev, lo.Labels, lo.Fields))
+	})
+	if errors.Is(err, storage.ErrCompacted) {
+		return ws.startWithError(apierrors.NewResourceExpired("too old resource version: " + strconv.FormatInt(last, 10)))
+	}
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+
 	ws.start()
 	for _, o := range snapshot {
 		if err := ws.send(watch.Added, o.Data); err != nil {
@@ -118,35 +130,26 @@ func (s *Server) watch(c *call) error {
 	}
 	ws.flush()
 
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	poll := time.NewTicker(250 * time.Millisecond)
-	defer poll.Stop()
+	ctx, cancel := context.WithTimeout(c.ctx, timeout)
+	defer cancel()
 	lastBookmark := time.Now()
 	for {
-		wake := s.cfg.Watch.Wait(c.cluster)
-		upTo, compacted, err := s.cfg.Store.CurrentRV(c.ctx, c.cluster)
-		if err != nil {
-			return nil
-		}
-		if last < compacted {
+		events, err := w.Next(ctx)
+		if errors.Is(err, storage.ErrCompacted) {
 			ws.sendStatus(apierrors.NewResourceExpired("too old resource version: " + strconv.FormatInt(last, 10)))
 			return nil
 		}
-		for last < upTo {
-			changes, err := s.cfg.Store.Changes(c.ctx, c.cluster, lo.Resource, lo.Namespace, last, upTo, changesPerRead)
-			if err != nil {
+		if err != nil {
+			return nil // timeout, client gone, shutdown, or too slow: the client re-watches
+		}
+		for _, ev := range events {
+			if ev.Progress {
+				last = max(last, ev.RV)
+				continue
+			}
+			last = ev.RV
+			if err := ws.change(ev.Change, lo.Labels, lo.Fields); err != nil {
 				return nil
-			}
-			for _, ch := range changes {
-				if err := ws.change(ch, lo.Labels, lo.Fields); err != nil {
-					return nil
-				}
-			}
-			if len(changes) < changesPerRead {
-				last = upTo
-			} else {
-				last = changes[len(changes)-1].RV
 			}
 		}
 		if bookmarks && time.Since(lastBookmark) >= bookmarkInterval {
@@ -156,14 +159,6 @@ func (s *Server) watch(c *call) error {
 			lastBookmark = time.Now()
 		}
 		ws.flush()
-		select {
-		case <-c.ctx.Done():
-			return nil
-		case <-deadline.C:
-			return nil
-		case <-wake:
-		case <-poll.C:
-		}
 	}
 }
 

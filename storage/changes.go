@@ -81,3 +81,53 @@ func scanChanges(br pgx.BatchResults, resource string) ([]Change, error) {
 	}
 	return out, rows.Err()
 }
+
+// ChangesOf reads, oldest first, the change log of several resources of a
+// cluster in (afterRV, upToRV]: one query feeds every watcher of a process.
+// Prev carries the replaced version's labels and fields (for selectors)
+// but not its data. ErrCompacted as for Changes.
+func (s *Store) ChangesOf(ctx context.Context, cluster string, resources []string, afterRV, upToRV int64, limit int) ([]Change, error) {
+	defer s.timed("changes")()
+	var b pgx.Batch
+	b.Queue(`SELECT n.resource, n.namespace, n.name, n.rv, n.deleted, n.labels, n.fields, n.data, p.rv, p.labels, p.fields
+		FROM objects n LEFT JOIN objects p ON p.cluster = n.cluster AND p.rv = n.prev_rv
+		WHERE n.cluster = $1 AND n.rv > $2 AND n.rv <= $3 AND n.resource = ANY($4::text[])
+		ORDER BY n.rv LIMIT $5`, cluster, afterRV, upToRV, resources, limit)
+	b.Queue(`SELECT compacted_rv FROM clusters WHERE name = $1`, cluster)
+	br := s.pool.SendBatch(ctx, &b)
+	defer br.Close()
+	rows, err := br.Query()
+	if err != nil {
+		return nil, fmt.Errorf("read changes of cluster %q: %w", cluster, err)
+	}
+	var out []Change
+	for rows.Next() {
+		var c Change
+		var prevRV *int64
+		var prevLabels, prevFields map[string]string
+		if err := rows.Scan(&c.Resource, &c.Namespace, &c.Name, &c.RV, &c.Deleted, &c.Labels, &c.Fields, &c.Data,
+			&prevRV, &prevLabels, &prevFields); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if prevRV != nil {
+			c.Prev = &Object{Key: c.Key, RV: *prevRV, Labels: prevLabels, Fields: prevFields}
+		}
+		out = append(out, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read changes of cluster %q: %w", cluster, err)
+	}
+	var compacted int64
+	if err := br.QueryRow().Scan(&compacted); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, ErrNoCluster
+		}
+		return nil, fmt.Errorf("read changes of cluster %q: %w", cluster, err)
+	}
+	if afterRV < compacted {
+		return nil, ErrCompacted
+	}
+	return out, nil
+}

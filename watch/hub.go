@@ -1,48 +1,234 @@
-// Package watch streams changes to watchers. Every API server process reads
-// the change log (storage's row versions) in resourceVersion order; commits
-// made by this process wake its watchers at once, and a periodic read picks
-// up commits made by other processes sharing the database.
+// Package watch fans changes out to watchers. Each API server process keeps
+// one feed per logical cluster that has watchers: it reads the change log
+// (storage's row versions) in resourceVersion order, once for all its
+// watchers, and hands every change to the watchers it concerns.
+//
+// Feeds wake when this process commits (at once), when another process
+// announces a commit through PostgreSQL NOTIFY (see notify.go), and at least
+// every CatchUp interval, so a lost notification is a delay, never a lost
+// event. Because resourceVersions commit in order, reading the log up to the
+// cluster's current resourceVersion never skips a change.
 package watch
 
 import (
+	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/pgkube/pgkube/storage"
 )
 
-// PollInterval bounds how late a watcher sees a change committed by another
-// process.
-const PollInterval = 250 * time.Millisecond
-
-// Hub wakes the watchers of a cluster when something is committed.
-type Hub struct {
-	mu      sync.Mutex
-	waiters map[string]chan struct{}
+// Options tune a Hub.
+type Options struct {
+	// CatchUp bounds how late a watcher sees a change whose notification was
+	// lost. Default 1s.
+	CatchUp time.Duration
+	// MaxQueue is how many undelivered events a watcher may have before it
+	// is closed as too slow (its client re-watches). Default 10000.
+	MaxQueue int
+	// ProgressEvery is how often watchers get a progress marker (for
+	// bookmarks). Default 1s.
+	ProgressEvery time.Duration
 }
 
-// NewHub returns an empty hub.
-func NewHub() *Hub { return &Hub{waiters: map[string]chan struct{}{}} }
-
-// Committed is the storage commit hook: it wakes every watcher of cluster.
-func (h *Hub) Committed(cluster string, _ []storage.Object) {
-	h.mu.Lock()
-	ch := h.waiters[cluster]
-	delete(h.waiters, cluster)
-	h.mu.Unlock()
-	if ch != nil {
-		close(ch)
+func (o *Options) defaults() {
+	if o.CatchUp == 0 {
+		o.CatchUp = time.Second
+	}
+	if o.MaxQueue == 0 {
+		o.MaxQueue = 10000
+	}
+	if o.ProgressEvery == 0 {
+		o.ProgressEvery = time.Second
 	}
 }
 
-// Wait returns a channel closed at the next commit in cluster.
-func (h *Hub) Wait(cluster string) <-chan struct{} {
+// Store is what the hub reads.
+type Store interface {
+	CurrentRV(ctx context.Context, cluster string) (current, compacted int64, err error)
+	ChangesOf(ctx context.Context, cluster string, resources []string, afterRV, upToRV int64, limit int) ([]storage.Change, error)
+}
+
+// Hub owns the feeds of one process.
+type Hub struct {
+	store  Store
+	opts   Options
+	mu     sync.Mutex
+	feeds  map[string]*feed
+	notify *notifier // nil without a database to NOTIFY through
+}
+
+// NewHub returns a hub reading store.
+func NewHub(store Store, opts Options) *Hub {
+	opts.defaults()
+	return &Hub{store: store, opts: opts, feeds: map[string]*feed{}}
+}
+
+// Committed is the storage commit hook: it wakes the cluster's feed in this
+// process at once and tells the other processes through NOTIFY.
+func (h *Hub) Committed(cluster string, _ []storage.Object) {
+	h.wake(cluster)
+	if h.notify != nil {
+		h.notify.announce(cluster)
+	}
+}
+
+func (h *Hub) wake(cluster string) {
+	h.mu.Lock()
+	f := h.feeds[cluster]
+	h.mu.Unlock()
+	if f != nil {
+		f.poke()
+	}
+}
+
+func (h *Hub) wakeAll() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	ch := h.waiters[cluster]
-	if ch == nil {
-		ch = make(chan struct{})
-		h.waiters[cluster] = ch
+	for _, f := range h.feeds {
+		f.poke()
 	}
-	return ch
+}
+
+// Event is one change for a watcher, or, when Progress is set, a marker
+// that every change of the watched resource up to RV has been delivered.
+type Event struct {
+	storage.Change
+	Progress bool
+}
+
+// Filter tells whether a change may concern a watcher; it runs in the
+// feed's goroutine, so it must be cheap and must not block.
+type Filter func(c *storage.Change) bool
+
+// ErrTooSlow ends a watcher that let too many events pile up.
+var ErrTooSlow = errors.New("watcher too slow: too many undelivered events")
+
+// Watcher receives the changes of one resource (optionally one namespace)
+// after a resourceVersion, in order, each once.
+type Watcher struct {
+	resource, namespace string
+	filter              Filter
+	mu                  sync.Mutex
+	queue               []Event
+	err                 error
+	ready               chan struct{} // signalled when queue or err changes
+	lastProgress        time.Time
+	f                   *feed
+	// after: the client has seen everything up to here, so the feed's
+	// changes at or before it are not delivered again.
+	after int64
+}
+
+// Watch starts a watcher of resource (a storage key) in cluster, from after
+// resourceVersion from. Changes up to where the cluster's feed stands are
+// read from the log first, then the feed's changes follow.
+func (h *Hub) Watch(ctx context.Context, cluster, resource, namespace string, from int64, filter Filter) (*Watcher, error) {
+	w := &Watcher{resource: resource, namespace: namespace, filter: filter, ready: make(chan struct{}, 1), after: from}
+	_, pos, err := h.subscribe(ctx, cluster, w)
+	if err != nil {
+		return nil, err
+	}
+	// Catch up from the log to where the feed took over. Until then the
+	// feed only queues changes after pos, behind what is read here.
+	if from < pos {
+		var caught []Event
+		for after := from; after < pos; {
+			changes, err := h.store.ChangesOf(ctx, cluster, []string{resource}, after, pos, 1000)
+			if err != nil {
+				w.Stop()
+				return nil, err
+			}
+			for _, c := range changes {
+				if w.concerns(&c) {
+					caught = append(caught, Event{Change: c})
+				}
+			}
+			if len(changes) < 1000 {
+				break
+			}
+			after = changes[len(changes)-1].RV
+		}
+		w.mu.Lock()
+		w.queue = append(caught, w.queue...)
+		w.mu.Unlock()
+		w.signal()
+	}
+	go func() {
+		<-ctx.Done()
+		w.Stop()
+	}()
+	return w, nil
+}
+
+func (w *Watcher) concerns(c *storage.Change) bool {
+	if c.Resource != w.resource || c.RV <= w.after || (w.namespace != "" && c.Namespace != w.namespace) {
+		return false
+	}
+	return w.filter == nil || w.filter(c)
+}
+
+func (w *Watcher) signal() {
+	select {
+	case w.ready <- struct{}{}:
+	default:
+	}
+}
+
+// push queues an event from the feed; false when the watcher overflowed.
+func (w *Watcher) push(e Event, max int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return false
+	}
+	if len(w.queue) >= max {
+		w.err = ErrTooSlow
+		w.queue = nil
+		w.signal()
+		return false
+	}
+	w.queue = append(w.queue, e)
+	w.signal()
+	return true
+}
+
+// Next returns the queued events, waiting until there are some, the
+// watcher ends (its error), or ctx is done.
+func (w *Watcher) Next(ctx context.Context) ([]Event, error) {
+	for {
+		w.mu.Lock()
+		q, err := w.queue, w.err
+		w.queue = nil
+		w.mu.Unlock()
+		if len(q) > 0 {
+			return q, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-w.ready:
+		}
+	}
+}
+
+// Stop unsubscribes the watcher.
+func (w *Watcher) Stop() {
+	w.end(context.Canceled)
+	if f := w.f; f != nil {
+		f.unsubscribe(w)
+	}
+}
+
+func (w *Watcher) end(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.mu.Unlock()
+	w.signal()
 }

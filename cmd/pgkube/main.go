@@ -54,6 +54,8 @@ commands:
 // serverFlags are the API server's flags, shared by apiserver and up.
 func serverFlags(fs *flag.FlagSet, o *apiserver.Options) {
 	fs.StringVar(&o.DatabaseURL, "database-url", "", "PostgreSQL connection URL")
+	fs.StringVar(&o.ListenDatabaseURL, "listen-database-url", "",
+		"direct PostgreSQL connection URL for LISTEN, when --database-url goes through a transaction-pooling proxy (default: --database-url)")
 	fs.StringVar(&o.Listen, "listen", "127.0.0.1:6443", "address to serve the API on")
 	fs.StringVar(&o.ServiceCIDR, "service-cluster-ip-range", "10.96.0.0/12", "range of Service ClusterIPs")
 	fs.StringVar(&o.NodePortRange, "service-node-port-range", "30000-32767", "range of Service NodePorts")
