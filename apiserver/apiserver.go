@@ -27,9 +27,9 @@ type Options struct {
 	// ListenDatabaseURL is a direct connection for LISTEN, when DatabaseURL
 	// goes through a transaction-pooling proxy. Default: DatabaseURL.
 	ListenDatabaseURL string
-	Listen        string // host:port
-	ServiceCIDR   string
-	NodePortRange string
+	Listen            string // host:port
+	ServiceCIDR       string
+	NodePortRange     string
 	// HistoryRetention is how long superseded versions stay readable (watch
 	// resume, paging), like kube-apiserver's compaction interval.
 	HistoryRetention time.Duration

@@ -247,7 +247,6 @@ func (s *Server) prepareUpdate(c *call, obj, cur runtime.Object) error {
 	return nil
 }
 
-
 func (s *Server) update(c *call) error {
 	if err := checkDryRun(c.r); err != nil {
 		return err
