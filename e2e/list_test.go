@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
@@ -137,4 +138,20 @@ func TestListSemantics(t *testing.T) {
 	if !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
 		t.Fatalf("exact list at a compacted resourceVersion: want 410, got %v", err)
 	}
+	// A watch from a compacted resourceVersion ends with a 410 ERROR
+	// event, so informers relist.
+	w, err := cms.Watch(ctx, metav1.ListOptions{ResourceVersion: old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-w.ResultChan():
+		st, ok := ev.Object.(*metav1.Status)
+		if ev.Type != watch.Error || !ok || st.Code != http.StatusGone {
+			t.Fatalf("watch from a compacted resourceVersion: got %s %+v, want ERROR 410", ev.Type, ev.Object)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("watch from a compacted resourceVersion sent nothing")
+	}
+	w.Stop()
 }
