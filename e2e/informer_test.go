@@ -291,4 +291,3 @@ func storeKeys(s cache.Store) string {
 	}
 	return keysOf(items)
 }
-
