@@ -119,6 +119,8 @@ type Watcher struct {
 	// after: the client has seen everything up to here, so the feed's
 	// changes at or before it are not delivered again.
 	after int64
+	// unhook cancels the stop-on-context-end hook.
+	unhook func() bool
 }
 
 // Watch starts a watcher of resource (a storage key) in cluster, from after
@@ -155,10 +157,7 @@ func (h *Hub) Watch(ctx context.Context, cluster, resource, namespace string, fr
 		w.mu.Unlock()
 		w.signal()
 	}
-	go func() {
-		<-ctx.Done()
-		w.Stop()
-	}()
+	w.unhook = context.AfterFunc(ctx, w.Stop)
 	return w, nil
 }
 
@@ -219,6 +218,9 @@ func (w *Watcher) Next(ctx context.Context) ([]Event, error) {
 // Stop unsubscribes the watcher.
 func (w *Watcher) Stop() {
 	w.end(context.Canceled)
+	if w.unhook != nil {
+		w.unhook()
+	}
 	if f := w.f; f != nil {
 		f.unsubscribe(w)
 	}
