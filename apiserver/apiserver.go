@@ -127,8 +127,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		listenURL = opts.DatabaseURL
 	}
 	hub.Start(base, pool, listenURL, opts.Log)
+	// HTTP/1.1 and, for clients that speak it without TLS, HTTP/2: many
+	// watches then share one connection.
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
 	s.http = &http.Server{Handler: s.handler, ReadHeaderTimeout: 30 * time.Second, MaxHeaderBytes: 1 << 20,
-		BaseContext: func(net.Listener) context.Context { return base }}
+		BaseContext: func(net.Listener) context.Context { return base }, Protocols: &protocols}
 	go func() {
 		defer close(s.done)
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -2,7 +2,9 @@
 // issue's targets: it starts a private PostgreSQL and the API server as a
 // separate process (so that the server's memory can be measured on its own),
 // drives it with client-go and prints throughput, latency and memory next to
-// the targets and kube-apiserver's reference figures.
+// the targets and kube-apiserver's reference figures. A watch section (issue
+// 3, see watch.go) follows: what watchers cost writers, event latency and
+// fan-out, and the memory of idle watchers.
 //
 // A missed target is reported, not treated as failure; bench exits non-zero
 // only if it could not run or requests failed, because then its figures
@@ -36,6 +38,15 @@ type config struct {
 	binary    string // a prebuilt pgkube binary, instead of building one
 	perfOut   string // if set, a system-wide perf profile of the load
 	keep      bool   // keep the temp dir (logs, data) for inspection
+
+	// The watch section (issue 3), after the load.
+	watch         bool
+	watchWrites   int // updates per write round, and objects updated
+	watchRounds   int // write rounds, each without and with watchers
+	writeWatchers int // watchers during the write rounds
+	watchers      int // watchers of the memory, latency and fan-out phases
+	latencyWrites int // sequential updates per latency phase
+	fanoutWrites  int // concurrent updates of the fan-out phase
 }
 
 func main() {
@@ -49,9 +60,21 @@ func main() {
 	flag.StringVar(&c.binary, "pgkube", "", "prebuilt pgkube binary to run instead of building ./cmd/pgkube")
 	flag.StringVar(&c.perfOut, "perf", "", "record a system-wide `perf` profile of the load phases to this file")
 	flag.BoolVar(&c.keep, "keep", false, "keep the temp directory (logs, PostgreSQL data) and print its path")
+	flag.BoolVar(&c.watch, "watch", true, "run the watch section after the load")
+	flag.IntVar(&c.watchWrites, "watch-writes", 3000, "updates per write round of the watch section")
+	flag.IntVar(&c.watchRounds, "watch-rounds", 3, "write rounds, each without and with watchers (the medians are reported)")
+	flag.IntVar(&c.writeWatchers, "write-watchers", 100, "watchers during the write rounds")
+	flag.IntVar(&c.watchers, "watchers", 1000, "watchers of the memory, latency and fan-out phases")
+	flag.IntVar(&c.latencyWrites, "latency-writes", 300, "sequential updates per latency phase")
+	flag.IntVar(&c.fanoutWrites, "fanout-writes", 500, "concurrent updates of the fan-out phase (at most -watch-writes)")
 	flag.Parse()
 	if c.objects < 1 || c.workers < 1 || c.listRuns < 1 || c.pageSize < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -objects, -workers, -list-runs and -page-size must be positive")
+		os.Exit(2)
+	}
+	if c.watch && (c.watchWrites < 1 || c.watchRounds < 1 || c.writeWatchers < 1 || c.watchers < 1 ||
+		c.latencyWrites < 1 || c.fanoutWrites < 1 || c.fanoutWrites > c.watchWrites) {
+		fmt.Fprintln(os.Stderr, "bench: the watch flags must be positive, and -fanout-writes at most -watch-writes")
 		os.Exit(2)
 	}
 
@@ -158,14 +181,31 @@ func run(ctx context.Context, c config) (err error) {
 			return err
 		}
 	}
+	// The peaks are the load's; the watch section measures its own memory.
 	peaks := mem.stop()
+	// Printed before the watch section runs, so that its failure to run
+	// leaves these figures standing.
 	printReport(os.Stdout, c, machine, res, idle, peaks, cpuAfter.sub(cpuBefore))
+
+	var wres watchResults
+	if c.watch {
+		before := readCPU(api.pid(), mem)
+		var watchErr error
+		wres, watchErr = runWatch(ctx, c, api)
+		if watchErr != nil {
+			return fmt.Errorf("watch section: %w", watchErr)
+		}
+		printWatchReport(os.Stdout, c, machine, wres, readCPU(api.pid(), mem).sub(before))
+	}
 	if prof != nil {
 		fmt.Printf("\nperf profile: %s (e.g. perf report -i %s --no-children --comms pgkube,postgres --sort comm,dso,sym)\n",
 			c.perfOut, c.perfOut)
 	}
 	if n := res.failed(); n > 0 {
 		return fmt.Errorf("%d requests failed; the figures above do not describe a working server", n)
+	}
+	if n := wres.failed(); n > 0 {
+		return fmt.Errorf("%d watch faults; the watch figures above do not describe a working server", n)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
 )
 
 // watchNamespace holds the watch section's ConfigMaps, apart from the load's,
@@ -309,7 +311,8 @@ func (b *watchBench) latency(ctx context.Context, g *watchGroup, phase string) l
 		}
 	}
 	st.writes = len(returned)
-	for _, events := range b.collect(ctx, g, phase, want) {
+	perWatcher, _ := b.collect(ctx, g, phase, want)
+	for _, events := range perWatcher {
 		for _, e := range events {
 			if t, ok := returned[e.rv]; ok {
 				// An event can be read before its write's response: the
@@ -319,7 +322,7 @@ func (b *watchBench) latency(ctx context.Context, g *watchGroup, phase string) l
 			}
 		}
 	}
-	sortDurations(st.lat)
+	slices.Sort(st.lat)
 	return st
 }
 
@@ -333,22 +336,22 @@ func (b *watchBench) fanout(ctx context.Context, g *watchGroup) fanoutStats {
 	s, want := b.update(ctx, b.c.fanoutWrites)
 	st.writing = time.Since(start)
 	b.res.faults.writeFaults(phase, s)
-	faultsBefore := b.res.faults.n
+	perWatcher, complete := b.collect(ctx, g, phase, want)
 	var last time.Time
-	for _, events := range b.collect(ctx, g, phase, want) {
+	for _, events := range perWatcher {
 		if len(events) > 0 && events[len(events)-1].at.After(last) {
 			last = events[len(events)-1].at
 		}
 	}
-	st.complete = b.res.faults.n == faultsBefore && s.errs == 0
+	st.complete = complete && s.errs == 0
 	st.all = last.Sub(start)
 	return st
 }
 
 // collect waits until the watchers may have read the events of want and
 // checks that each read exactly those, in resourceVersion order, each
-// once. It returns what each watcher read.
-func (b *watchBench) collect(ctx context.Context, g *watchGroup, phase string, want map[int64]bool) [][]seen {
+// once. It returns what each watcher read and whether all did.
+func (b *watchBench) collect(ctx context.Context, g *watchGroup, phase string, want map[int64]bool) ([][]seen, bool) {
 	n := g.size()
 	// A shortfall is reported watcher by watcher below.
 	g.await(ctx, n*len(want), deliveryTimeout)
@@ -384,7 +387,7 @@ func (b *watchBench) collect(ctx context.Context, g *watchGroup, phase string, w
 		b.res.faults.addf("%s: %d of %d watchers did not read exactly the %d events written; first: %s",
 			phase, bad, n, len(want), first)
 	}
-	return events
+	return events, bad == 0
 }
 
 // settledMemory forces a garbage collection in the API server and waits
@@ -469,10 +472,11 @@ type watchGroup struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	events   [][]seen // per watcher, since the last reset
-	problems []error  // per watcher: its first bad event since the last reset, or why its stream ended
-	total    int      // events read by all watchers since the last reset
+	mu     sync.Mutex
+	events [][]seen // per watcher, since the last reset
+	bad    []error  // per watcher: its first bad event since the last reset
+	ended  []error  // per watcher: why its stream ended before stop
+	total  int      // events read by all watchers since the last reset
 	want     int      // await's target; reached is closed when total gets there
 	reached  chan struct{}
 	stopping bool // ended streams are expected
@@ -491,7 +495,7 @@ func (b *watchBench) startWatchers(ctx context.Context, n int) (*watchGroup, err
 	url := fmt.Sprintf("%s/api/v1/namespaces/%s/configmaps?watch=true&resourceVersion=%s",
 		b.api.url, watchNamespace, l.ResourceVersion)
 	gctx, cancel := context.WithCancel(ctx)
-	g := &watchGroup{cancel: cancel, events: make([][]seen, n), problems: make([]error, n)}
+	g := &watchGroup{cancel: cancel, events: make([][]seen, n), bad: make([]error, n), ended: make([]error, n)}
 	s := parallel(gctx, min(openers, n), n, func(_ context.Context, i int) error {
 		return g.open(gctx, b.streams, url, i)
 	})
@@ -535,8 +539,8 @@ func (g *watchGroup) read(i int, body io.ReadCloser) {
 		rv, err := modifiedRV(sc.Bytes())
 		g.mu.Lock()
 		if err != nil {
-			if g.problems[i] == nil {
-				g.problems[i] = err
+			if g.bad[i] == nil {
+				g.bad[i] = err
 			}
 		} else {
 			n++
@@ -551,12 +555,12 @@ func (g *watchGroup) read(i int, body io.ReadCloser) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !g.stopping && g.problems[i] == nil {
+	if !g.stopping {
 		err := sc.Err()
 		if err == nil {
 			err = io.EOF // the server ended it
 		}
-		g.problems[i] = fmt.Errorf("stream ended after %d events: %w", n, err)
+		g.ended[i] = fmt.Errorf("stream ended after %d events: %w", n, err)
 	}
 }
 
@@ -600,17 +604,13 @@ func modifiedRV(line []byte) (int64, error) {
 
 func (g *watchGroup) size() int { return len(g.events) }
 
-// reset starts a phase: it forgets the events read so far and problems
-// other than ended streams, which stay ended.
+// reset starts a phase: it forgets the events and bad events read so far.
+// Ended streams stay ended.
 func (g *watchGroup) reset() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for i := range g.events {
-		g.events[i] = nil
-		if err := g.problems[i]; err != nil && !strings.HasPrefix(err.Error(), "stream ended") {
-			g.problems[i] = nil
-		}
-	}
+	clear(g.events)
+	clear(g.bad)
 	g.total = 0
 }
 
@@ -639,15 +639,18 @@ func (g *watchGroup) await(ctx context.Context, n int, timeout time.Duration) bo
 	return g.total >= n
 }
 
-// snapshot returns what each watcher has read since the last reset. The
-// readers only ever append, so the returned slices stay valid.
+// snapshot returns what each watcher has read since the last reset and
+// its problems: a bad event, an ended stream. The readers only ever
+// append, so the returned slices stay valid.
 func (g *watchGroup) snapshot() ([][]seen, []error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	events := make([][]seen, len(g.events))
 	copy(events, g.events)
-	problems := make([]error, len(g.problems))
-	copy(problems, g.problems)
+	problems := make([]error, len(g.events))
+	for i := range problems {
+		problems[i] = errors.Join(g.bad[i], g.ended[i])
+	}
 	return events, problems
 }
 
@@ -680,4 +683,29 @@ func ensureOpenFiles(n uint64) error {
 		return fmt.Errorf("raising the open-files limit to %d: %w", n, err)
 	}
 	return nil
+}
+
+// newClientset returns a client for the writers of the watch section. Its
+// own transport keeps an idle connection for each of them: without one,
+// client-go uses http.DefaultTransport for plain HTTP, which keeps only two
+// per host and so would close and reopen the others' connections.
+func newClientset(url string, workers int) (*kubernetes.Clientset, error) {
+	cs, err := kubernetes.NewForConfig(&rest.Config{
+		Host:      url,
+		UserAgent: "pgkube-bench",
+		Transport: &http.Transport{MaxIdleConnsPerHost: workers},
+		// client-go's defaults (QPS 5, burst 10) would measure its own
+		// rate limiter rather than the server.
+		QPS:     100000,
+		Burst:   100000,
+		Timeout: time.Minute,
+		ContentConfig: rest.ContentConfig{
+			ContentType:        "application/json",
+			AcceptContentTypes: "application/json",
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating client: %w", err)
+	}
+	return cs, nil
 }
