@@ -33,7 +33,10 @@ type Options struct {
 	// HistoryRetention is how long superseded versions stay readable (watch
 	// resume, paging), like kube-apiserver's compaction interval.
 	HistoryRetention time.Duration
-	Log              *slog.Logger
+	// WatchBookmarkInterval is how often watches that allow bookmarks get
+	// one (default 30s).
+	WatchBookmarkInterval time.Duration
+	Log                   *slog.Logger
 }
 
 func (o *Options) defaults() {
@@ -106,7 +109,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	srv = server.New(server.Config{
-		Store: store, Registry: reg, Watch: hub, Services: services,
+		Store: store, Registry: reg, Watch: hub, Services: services, BookmarkInterval: opts.WatchBookmarkInterval,
 		Admission: admission.Chain{nsLifecycle},
 	})
 	ln, err := net.Listen("tcp", opts.Listen)

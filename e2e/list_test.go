@@ -21,17 +21,36 @@ import (
 // TestListSemantics covers paging, resourceVersion and resourceVersionMatch
 // as kube-apiserver serves them, including expiry of old snapshots.
 func TestListSemantics(t *testing.T) {
-	url := startAPIServer(t, pgtest.NewDatabase(t), "--history-retention", "1s")
+	url := startAPIServer(t, pgtest.NewDatabase(t), "--history-retention", "1s", "--watch-bookmark-interval", "1s")
 	cs := kubernetes.NewForConfigOrDie(&rest.Config{Host: url, QPS: 1000, Burst: 1000})
 	ctx := context.Background()
 	namespace(t, cs, "lists")
 	cms := cs.CoreV1().ConfigMaps("lists")
+
+	// A quiet watch that allows bookmarks keeps learning the cluster's
+	// progress, so it can resume without a 410 after others' writes.
+	quiet, err := cs.CoreV1().Secrets("lists").Watch(ctx, metav1.ListOptions{AllowWatchBookmarks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 5; i++ {
 		if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%d", i)},
 			Data: map[string]string{"v": "old"}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
+
+	lastWrite, _ := cms.Get(ctx, "cm-4", metav1.GetOptions{})
+	select {
+	case ev := <-quiet.ResultChan():
+		sec, ok := ev.Object.(*corev1.Secret)
+		if ev.Type != watch.Bookmark || !ok || !newer(sec.ResourceVersion, lastWrite.ResourceVersion) && sec.ResourceVersion != lastWrite.ResourceVersion {
+			t.Fatalf("want a BOOKMARK at or after %s, got %s %+v", lastWrite.ResourceVersion, ev.Type, ev.Object)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no bookmark on a quiet watch")
+	}
+	quiet.Stop()
 
 	// Page 1, then change the world, then the next pages: they show the
 	// snapshot of page 1.

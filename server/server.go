@@ -30,6 +30,9 @@ type Config struct {
 	Services  *ServiceAllocator
 	// Cluster is the logical cluster unprefixed URLs address.
 	Cluster string
+	// BookmarkInterval is how often watches that allow bookmarks get one.
+	// kube-apiserver promises about once a minute; default 30s.
+	BookmarkInterval time.Duration
 }
 
 // Server serves the Kubernetes API.
@@ -44,6 +47,9 @@ type Server struct {
 func New(cfg Config) *Server {
 	if cfg.Cluster == "" {
 		cfg.Cluster = "root"
+	}
+	if cfg.BookmarkInterval == 0 {
+		cfg.BookmarkInterval = 30 * time.Second
 	}
 	return &Server{cfg: cfg, codecs: newCodecs(cfg.Registry.Scheme), metrics: newMetrics(), started: time.Now()}
 }

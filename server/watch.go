@@ -20,10 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 )
 
-// bookmarkInterval: kube-apiserver promises a bookmark about once a minute
-// to watchers that allow them; pgkube sends them more often.
-const bookmarkInterval = 30 * time.Second
-
 // watchStream writes watch events in the negotiated framing.
 type watchStream struct {
 	s       *Server
@@ -152,7 +148,7 @@ func (s *Server) watch(c *call) error {
 				return nil
 			}
 		}
-		if bookmarks && time.Since(lastBookmark) >= bookmarkInterval {
+		if bookmarks && time.Since(lastBookmark) >= s.cfg.BookmarkInterval {
 			if err := ws.bookmark(last, false); err != nil {
 				return nil
 			}

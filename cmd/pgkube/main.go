@@ -60,6 +60,7 @@ func serverFlags(fs *flag.FlagSet, o *apiserver.Options) {
 	fs.StringVar(&o.ServiceCIDR, "service-cluster-ip-range", "10.96.0.0/12", "range of Service ClusterIPs")
 	fs.StringVar(&o.NodePortRange, "service-node-port-range", "30000-32767", "range of Service NodePorts")
 	fs.DurationVar(&o.HistoryRetention, "history-retention", 5*time.Minute, "how long superseded versions stay readable")
+	fs.DurationVar(&o.WatchBookmarkInterval, "watch-bookmark-interval", 30*time.Second, "how often watches that allow bookmarks get one")
 }
 
 func runAPIServer(ctx context.Context, args []string) error {
