@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,6 +18,14 @@ const (
 	targetGetP99  = 10 * time.Millisecond
 	targetList    = 100 * time.Millisecond // of 5000 ConfigMaps
 	targetRSS     = 200 << 20
+)
+
+// Issue 3's watch targets.
+const (
+	targetWatchSlowdown = 0.10 // of write throughput, with watchers
+	targetLatency1      = 10 * time.Millisecond
+	targetLatencyMany   = 100 * time.Millisecond
+	targetIdleWatcher   = 20 << 10 // bytes of API server RSS
 )
 
 type machine struct {
@@ -106,6 +115,132 @@ func printReport(out io.Writer, c config, m machine, r results, idle, peak memSa
 		}
 	}
 }
+
+func printWatchReport(out io.Writer, c config, m machine, r watchResults, cpu cpuTimes) {
+	fmt.Fprintf(out, "\nwatch: ConfigMaps of %d bytes in one namespace, %d writers (client-go), "+
+		"watchers are raw HTTP/1.1 JSON streams, one connection each\n\n", c.dataBytes, c.workers)
+
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "\tpgkube\ttarget\t")
+	row := func(what, got, target, verdict string) {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", what, got, target, verdict)
+	}
+	quiet, watched := medianRate(r.quiet), medianRate(r.watched)
+	rounds := fmt.Sprintf("median of %d rounds of %d", len(r.quiet), c.watchWrites)
+	row(fmt.Sprintf("updates, no watchers (%s)", rounds), rateOf(quiet), "", "")
+	row(fmt.Sprintf("updates, %d watchers (%s)", c.writeWatchers, rounds), rateOf(watched), "", "")
+	if quiet > 0 && watched > 0 {
+		slow := 1 - watched/quiet
+		row("  slowdown by the watchers", fmt.Sprintf("%.1f%%", 100*slow), "≤ 10%", check(slow <= targetWatchSlowdown))
+	} else {
+		row("  slowdown by the watchers", failed, "≤ 10%", check(false))
+	}
+	row("  each round, no watchers / watchers", roundRates(r.quiet)+" / "+roundRates(r.watched), "", "")
+	row("  API server CPU per update, no watchers / watchers",
+		fmt.Sprintf("%s / %s", cpuPerWrite(r.quiet), cpuPerWrite(r.watched)), "", "")
+	row(fmt.Sprintf("event latency, 1 watcher, %d updates: p50 / p99 / max", r.lat1.writes), spread(r.lat1),
+		"p99 ≤ 10 ms", check(len(r.lat1.lat) > 0 && pctOf(r.lat1.lat, 0.99) <= targetLatency1))
+	row(fmt.Sprintf("event latency, %d watchers, %d updates: p50 / p99 / max", r.latN.watchers, r.latN.writes), spread(r.latN),
+		"p99 ≤ 100 ms", check(len(r.latN.lat) > 0 && pctOf(r.latN.lat, 0.99) <= targetLatencyMany))
+	row("  (write's response read → event read; each update once the last reached every watcher)", "", "", "")
+	f := r.fanout
+	if f.complete {
+		row(fmt.Sprintf("%d watchers see %d concurrent updates: first sent → last read", f.watchers, f.writes), secs(f.all), "", "")
+		row("  the updates alone; events read per second", fmt.Sprintf("%s; %s/s", secs(f.writing),
+			thousands(int64(float64(f.watchers*f.writes)/f.all.Seconds()+0.5))), "", "")
+	} else {
+		row(fmt.Sprintf("%d watchers see %d concurrent updates: first sent → last read", f.watchers, f.writes), failed, "", "")
+	}
+	mem := r.mem
+	if mem.watchers > 0 && mem.rssAfter > 0 {
+		per := (mem.rssAfter - mem.rssBefore) / int64(mem.watchers)
+		row(fmt.Sprintf("API server RSS per idle watcher (%d watchers)", mem.watchers), kib(per),
+			"≤ 20 KiB", check(per <= targetIdleWatcher))
+		row("  RSS before → with the idle watchers", fmt.Sprintf("%s → %s", mib(mem.rssBefore), mib(mem.rssAfter)), "", "")
+		row("  Go heap in use + stacks per idle watcher", kib((mem.goAfter-mem.goBefore)/int64(mem.watchers)), "", "")
+	} else {
+		row("API server RSS per idle watcher", failed, "≤ 20 KiB", check(false))
+	}
+	w.Flush()
+
+	if cpu.wall > 0 {
+		other := max(cpu.busy-cpu.api-cpu.postgres-cpu.client, 0)
+		fmt.Fprintf(out, "\nCPU during the watch section (%.1f s × %d CPUs = %.1f CPU-s): API server %.1f s, PostgreSQL %.1f s, "+
+			"bench client %.1f s, other processes %.1f s, idle %.1f s\n",
+			cpu.wall.Seconds(), m.cpus, cpu.wall.Seconds()*float64(m.cpus), cpu.api, cpu.postgres, cpu.client, other, cpu.idle)
+	}
+	for _, msg := range r.faults.first {
+		fmt.Fprintf(out, "FAILED: %s\n", msg)
+	}
+	if more := r.faults.n - len(r.faults.first); more > 0 {
+		fmt.Fprintf(out, "FAILED: %d more watch faults\n", more)
+	}
+}
+
+// medianRate is the median write rate of rounds; 0 if none succeeded.
+func medianRate(rounds []writeRound) float64 {
+	var rates []float64
+	for _, r := range rounds {
+		if r.writes.ok > 0 {
+			rates = append(rates, r.writes.rate())
+		}
+	}
+	if len(rates) == 0 {
+		return 0
+	}
+	slices.Sort(rates)
+	return rates[len(rates)/2]
+}
+
+func rateOf(perSecond float64) string {
+	if perSecond <= 0 {
+		return failed
+	}
+	return thousands(int64(perSecond+0.5)) + "/s"
+}
+
+func roundRates(rounds []writeRound) string {
+	s := make([]string, len(rounds))
+	for i, r := range rounds {
+		s[i] = failed
+		if r.writes.ok > 0 {
+			s[i] = thousands(int64(r.writes.rate() + 0.5))
+		}
+	}
+	return strings.Join(s, " ")
+}
+
+// cpuPerWrite is the API server's CPU time per successful write over
+// rounds: unlike rates, it hardly depends on what else the machine runs.
+func cpuPerWrite(rounds []writeRound) string {
+	var cpu float64
+	var ok int
+	for _, r := range rounds {
+		cpu += r.apiCPU
+		ok += r.writes.ok
+	}
+	if ok == 0 {
+		return failed
+	}
+	return fmt.Sprintf("%.0f µs", cpu/float64(ok)*1e6)
+}
+
+// pctOf is the nearest-rank percentile p (0 < p ≤ 1) of sorted durations.
+func pctOf(sorted []time.Duration, p float64) time.Duration {
+	return opStats{lat: sorted}.pct(p)
+}
+
+func spread(l latencyStats) string {
+	if len(l.lat) == 0 {
+		return failed
+	}
+	return fmt.Sprintf("%s / %s / %s", strings.TrimSuffix(ms(pctOf(l.lat, 0.5)), " ms"),
+		strings.TrimSuffix(ms(pctOf(l.lat, 0.99)), " ms"), ms(l.lat[len(l.lat)-1]))
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+func kib(b int64) string { return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10)) }
 
 func check(ok bool) string {
 	if ok {

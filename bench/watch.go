@@ -472,11 +472,11 @@ type watchGroup struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	events [][]seen // per watcher, since the last reset
-	bad    []error  // per watcher: its first bad event since the last reset
-	ended  []error  // per watcher: why its stream ended before stop
-	total  int      // events read by all watchers since the last reset
+	mu       sync.Mutex
+	events   [][]seen // per watcher, since the last reset
+	bad      []error  // per watcher: its first bad event since the last reset
+	ended    []error  // per watcher: why its stream ended before stop
+	total    int      // events read by all watchers since the last reset
 	want     int      // await's target; reached is closed when total gets there
 	reached  chan struct{}
 	stopping bool // ended streams are expected
