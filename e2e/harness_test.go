@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -17,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgkube/pgkube/internal/pgtest"
 	"github.com/pgkube/pgkube/migrations"
 )
@@ -33,14 +31,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	pgtest.SetTemplate(func(ctx context.Context, url string) error {
-		pool, err := pgxpool.New(ctx, url)
-		if err != nil {
-			return err
-		}
-		defer pool.Close()
-		return migrations.Apply(ctx, pool)
-	})
+	pgtest.SetTemplate(migrations.ApplyURL)
 	code := pgtest.Main(m, func() {
 		if shared != nil {
 			shared.stop()

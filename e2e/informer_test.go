@@ -157,35 +157,15 @@ func TestInformersSurviveRestarts(t *testing.T) {
 	wg.Wait()
 
 	// The caches converge on the database.
-	want := func(list func() ([]metav1.Object, error)) string {
-		items, err := list()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return keysOf(items)
+	pods, err := cs.CoreV1().Pods("inf").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	wantPods := want(func() ([]metav1.Object, error) {
-		l, err := cs.CoreV1().Pods("inf").List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return nil, err
-		}
-		out := make([]metav1.Object, len(l.Items))
-		for i := range l.Items {
-			out[i] = &l.Items[i]
-		}
-		return out, nil
-	})
-	wantCMs := want(func() ([]metav1.Object, error) {
-		l, err := cs.CoreV1().ConfigMaps("inf").List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return nil, err
-		}
-		out := make([]metav1.Object, len(l.Items))
-		for i := range l.Items {
-			out[i] = &l.Items[i]
-		}
-		return out, nil
-	})
+	cms, err := cs.CoreV1().ConfigMaps("inf").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPods, wantCMs := keysOf(pods.Items), keysOf(cms.Items)
 	if !strings.Contains(wantCMs, "cm-") || !strings.Contains(wantPods, "pod-") {
 		t.Fatalf("the writer wrote nothing: %s %s", wantCMs, wantPods)
 	}
@@ -275,9 +255,13 @@ func persist(f func() error) {
 	}
 }
 
-func keysOf(items []metav1.Object) string {
+func keysOf[T any, PT interface {
+	*T
+	metav1.Object
+}](items []T) string {
 	var keys []string
-	for _, o := range items {
+	for i := range items {
+		o := PT(&items[i])
 		keys = append(keys, o.GetName()+"@"+o.GetResourceVersion())
 	}
 	sort.Strings(keys)
@@ -285,9 +269,9 @@ func keysOf(items []metav1.Object) string {
 }
 
 func storeKeys(s cache.Store) string {
-	var items []metav1.Object
+	var items []metav1.ObjectMeta
 	for _, o := range s.List() {
-		items = append(items, o.(metav1.Object))
+		items = append(items, *o.(metav1.ObjectMetaAccessor).GetObjectMeta().(*metav1.ObjectMeta))
 	}
 	return keysOf(items)
 }

@@ -50,19 +50,26 @@ func startAPIServer(t *testing.T, dbURL string, flags ...string) string {
 	}
 }
 
-// TestTwoAPIServersOneDatabase starts two API server processes together on
-// one fresh database (racing on migrations and bootstrap) and writes through
-// both at once: resourceVersions stay unique and ordered, ClusterIPs and
-// NodePorts are never handed out twice, and each sees the other's writes.
-func TestTwoAPIServersOneDatabase(t *testing.T) {
-	db := pgtest.NewDatabase(t)
-	urls := make([]string, 2)
+// startAPIServers starts n API servers on one database at once, so they
+// race on migrations and bootstrap as a real rollout would.
+func startAPIServers(t *testing.T, db string, n int) []string {
+	urls := make([]string, n)
 	var wg sync.WaitGroup
 	for i := range urls {
 		wg.Add(1)
 		go func(i int) { defer wg.Done(); urls[i] = startAPIServer(t, db) }(i)
 	}
 	wg.Wait()
+	return urls
+}
+
+// TestTwoAPIServersOneDatabase starts two API server processes together on
+// one fresh database (racing on migrations and bootstrap) and writes through
+// both at once: resourceVersions stay unique and ordered, ClusterIPs and
+// NodePorts are never handed out twice, and each sees the other's writes.
+func TestTwoAPIServersOneDatabase(t *testing.T) {
+	urls := startAPIServers(t, pgtest.NewDatabase(t), 2)
+	var wg sync.WaitGroup
 	ctx := context.Background()
 	clients := make([]kubernetes.Interface, 2)
 	for i, u := range urls {

@@ -87,14 +87,8 @@ func (w *rawWatch) count() int {
 // resourceVersion order; a watch resumed from a resourceVersion in the
 // middle gets exactly the events after it.
 func TestWatchFanOutAcrossServers(t *testing.T) {
-	db := pgtest.NewDatabase(t)
-	urls := make([]string, 3)
+	urls := startAPIServers(t, pgtest.NewDatabase(t), 3)
 	var wg sync.WaitGroup
-	for i := range urls {
-		wg.Add(1)
-		go func(i int) { defer wg.Done(); urls[i] = startAPIServer(t, db) }(i)
-	}
-	wg.Wait()
 	ctx := context.Background()
 	clients := make([]kubernetes.Interface, len(urls))
 	for i, u := range urls {

@@ -104,6 +104,17 @@ func Apply(ctx context.Context, pool *pgxpool.Pool) error {
 	return nil
 }
 
+// ApplyURL connects to url and applies the migrations: for tools and test
+// harnesses that prepare a database on their own.
+func ApplyURL(ctx context.Context, url string) error {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return fmt.Errorf("migrations: connect: %w", err)
+	}
+	defer pool.Close()
+	return Apply(ctx, pool)
+}
+
 // Current reports the highest applied migration, 0 for an empty database.
 func Current(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row

@@ -146,15 +146,11 @@ func (s *Server) serveScale(c *call) error {
 // bindPod assigns a pod to a node: the scheduler's write. A pod that is
 // already bound cannot be bound again.
 func (s *Server) bindPod(c *call) error {
-	body, err := readBody(c.r)
+	obj, err := s.decodeBody(c, corev1.SchemeGroupVersion.WithKind("Binding"))
 	if err != nil {
 		return err
 	}
-	d, err := s.codecs.decode(body, contentType(c.r), corev1.SchemeGroupVersion.WithKind("Binding"))
-	if err != nil {
-		return err
-	}
-	b := d.obj.(*corev1.Binding)
+	b := obj.(*corev1.Binding)
 	if b.Target.Kind != "" && b.Target.Kind != "Node" {
 		return apierrors.NewInvalid(schema.GroupKind{Kind: "Binding"}, b.Name, nil)
 	}
@@ -195,15 +191,11 @@ func (s *Server) bindPod(c *call) error {
 // finalizeNamespace replaces a namespace's spec.finalizers; when the last
 // one goes from a deleted namespace, the namespace is removed.
 func (s *Server) finalizeNamespace(c *call) error {
-	body, err := readBody(c.r)
+	body, err := s.decodeBody(c, corev1.SchemeGroupVersion.WithKind("Namespace"))
 	if err != nil {
 		return err
 	}
-	d, err := s.codecs.decode(body, contentType(c.r), corev1.SchemeGroupVersion.WithKind("Namespace"))
-	if err != nil {
-		return err
-	}
-	want := d.obj.(*corev1.Namespace)
+	want := body.(*corev1.Namespace)
 	obj, stored, err := s.updateObject(c, "", c.ri.Name, func(cur runtime.Object) (runtime.Object, string, error) {
 		ns := cur.(*corev1.Namespace)
 		ns.Spec.Finalizers = want.Spec.Finalizers

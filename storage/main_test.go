@@ -16,14 +16,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	pgtest.SetTemplate(func(ctx context.Context, url string) error {
-		pool, err := pgxpool.New(ctx, url)
-		if err != nil {
-			return err
-		}
-		defer pool.Close()
-		return migrations.Apply(ctx, pool)
-	})
+	pgtest.SetTemplate(migrations.ApplyURL)
 	os.Exit(pgtest.Main(m))
 }
 
