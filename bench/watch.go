@@ -71,8 +71,8 @@ type writeRound struct {
 // latencyStats is the delay from a write's response to each watcher
 // reading its event.
 type latencyStats struct {
-	watchers, writes int
-	lat              []time.Duration // per watcher per event, sorted
+	watchers int
+	lat      []time.Duration // per watcher per event, sorted
 }
 
 // fanoutStats times one batch of concurrent writes reaching every watcher.
@@ -310,7 +310,6 @@ func (b *watchBench) latency(ctx context.Context, g *watchGroup, phase string) l
 			break
 		}
 	}
-	st.writes = len(returned)
 	perWatcher, _ := b.collect(ctx, g, phase, want)
 	for _, events := range perWatcher {
 		for _, e := range events {
