@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 )
 
 const namespace = "bench"
@@ -76,29 +75,17 @@ func (r results) failed() int {
 // request does not hide every other figure; cancellation is fatal.
 func runLoad(ctx context.Context, c config, url string) (results, error) {
 	var res results
-	cs, err := kubernetes.NewForConfig(&rest.Config{
-		Host:      url,
-		UserAgent: "pgkube-bench",
-		// client-go's defaults (QPS 5, burst 10) would measure its own
-		// rate limiter rather than the server.
-		QPS:     100000,
-		Burst:   100000,
-		Timeout: time.Minute,
-		ContentConfig: rest.ContentConfig{
-			ContentType:        "application/json",
-			AcceptContentTypes: "application/json",
-		},
-	})
+	cs, err := newClientset(url, c.workers)
 	if err != nil {
-		return res, fmt.Errorf("creating client: %w", err)
+		return res, err
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
 		return res, fmt.Errorf("creating namespace %s: %w", namespace, err)
 	}
 	// One request per worker first, so that connection set-up is not
-	// charged to the first creates. client-go keeps up to 25 idle
-	// connections per host, enough for every worker to keep its own.
+	// charged to the first creates; newClientset keeps an idle connection
+	// for every worker.
 	warm := parallel(ctx, c.workers, c.workers, func(ctx context.Context, _ int) error {
 		_, err := cs.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
 		return err

@@ -684,8 +684,9 @@ func ensureOpenFiles(n uint64) error {
 	return nil
 }
 
-// newClientset returns a client for the writers of the watch section. Its
-// own transport keeps an idle connection for each of them: without one,
+// newClientset returns a client for concurrent workers. Its own transport
+// keeps an idle connection for each of them, as client-go's TLS transport
+// does (25 per host) against a kube-apiserver: without one,
 // client-go uses http.DefaultTransport for plain HTTP, which keeps only two
 // per host and so would close and reopen the others' connections.
 func newClientset(url string, workers int) (*kubernetes.Clientset, error) {
