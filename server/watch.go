@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pgkube/pgkube/storage"
+	pgwatch "github.com/pgkube/pgkube/watch"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -104,7 +104,7 @@ func (s *Server) watch(c *call) error {
 
 	w, err := s.cfg.Watch.Watch(c.ctx, c.cluster, lo.Resource, lo.Namespace, last, func(ch *storage.Change) bool {
 		return selected(&ch.Object, lo.Labels, lo.Fields) || (ch.Prev != nil && selected(ch.Prev, lo.Labels, lo.Fields))
-	})
+	}, bookmarks)
 	if errors.Is(err, storage.ErrCompacted) {
 		return ws.startWithError(apierrors.NewResourceExpired("too old resource version: " + strconv.FormatInt(last, 10)))
 	}
@@ -115,7 +115,7 @@ func (s *Server) watch(c *call) error {
 
 	ws.start()
 	for _, o := range snapshot {
-		if err := ws.send(watch.Added, o.Data); err != nil {
+		if err := ws.send(watch.Added, o.Data, nil); err != nil {
 			return nil
 		}
 	}
@@ -144,7 +144,7 @@ func (s *Server) watch(c *call) error {
 				continue
 			}
 			last = ev.RV
-			if err := ws.change(ev.Change, lo.Labels, lo.Fields); err != nil {
+			if err := ws.change(ev, lo.Labels, lo.Fields); err != nil {
 				return nil
 			}
 		}
@@ -216,38 +216,41 @@ func selected(o *storage.Object, ls labels.Selector, fs fields.Selector) bool {
 // change turns one change-log entry into the event a watcher with these
 // selectors sees: objects entering the selection are ADDED, leaving it
 // DELETED.
-func (ws *watchStream) change(ch storage.Change, ls labels.Selector, fs fields.Selector) error {
+func (ws *watchStream) change(ev pgwatch.Event, ls labels.Selector, fs fields.Selector) error {
+	ch := &ev.Change
 	newMatch := selected(&ch.Object, ls, fs)
 	oldMatch := ch.Prev != nil && selected(ch.Prev, ls, fs)
 	switch {
 	case ch.Deleted:
 		if oldMatch || (ch.Prev == nil && newMatch) {
-			return ws.send(watch.Deleted, ch.Data)
+			return ws.send(watch.Deleted, ch.Data, ev.Shared)
 		}
 	case ch.Prev == nil || !oldMatch:
 		if newMatch {
-			return ws.send(watch.Added, ch.Data)
+			return ws.send(watch.Added, ch.Data, ev.Shared)
 		}
 	case newMatch:
-		return ws.send(watch.Modified, ch.Data)
+		return ws.send(watch.Modified, ch.Data, ev.Shared)
 	default:
-		return ws.send(watch.Deleted, ch.Data)
+		return ws.send(watch.Deleted, ch.Data, ev.Shared)
 	}
 	return nil
 }
 
-// send writes one event for stored bytes.
-func (ws *watchStream) send(t watch.EventType, data []byte) error {
+// send writes one event for stored bytes. A plain JSON event is framed once
+// and the frame shared by every watcher of the change.
+func (ws *watchStream) send(t watch.EventType, data []byte, shared *pgwatch.Shared) error {
 	c := ws.c
 	if ws.enc == nil && c.out.as == "" && c.res.FromStorage == nil {
-		var buf bytes.Buffer
-		buf.Grow(len(data) + 32)
-		buf.WriteString(`{"type":"`)
-		buf.WriteString(string(t))
-		buf.WriteString(`","object":`)
-		buf.Write(data)
-		buf.WriteString("}\n")
-		_, err := c.w.Write(buf.Bytes())
+		frame, _ := shared.Frame("json/"+string(t), func() ([]byte, error) {
+			buf := make([]byte, 0, len(data)+40)
+			buf = append(buf, `{"type":"`...)
+			buf = append(buf, t...)
+			buf = append(buf, `","object":`...)
+			buf = append(buf, data...)
+			return append(buf, "}\n"...), nil
+		})
+		_, err := c.w.Write(frame)
 		return err
 	}
 	obj, err := ws.s.fromStorage(c.res, data)

@@ -161,8 +161,9 @@ func (f *feed) dispatch(changes []storage.Change, next int64) {
 	defer f.mu.Unlock()
 	for i := range changes {
 		c := &changes[i]
+		ev := Event{Change: *c, Shared: &Shared{}}
 		for w := range f.byRes[c.Resource] {
-			if w.concerns(c) && !w.push(Event{Change: *c}, f.h.opts.MaxQueue) {
+			if w.concerns(c) && !w.push(ev, f.h.opts.MaxQueue) {
 				delete(f.byRes[c.Resource], w)
 			}
 		}
@@ -177,7 +178,7 @@ func (f *feed) progress(now time.Time) {
 	defer f.mu.Unlock()
 	for res, set := range f.byRes {
 		for w := range set {
-			if now.Sub(w.lastProgress) < f.h.opts.ProgressEvery {
+			if !w.progress || now.Sub(w.lastProgress) < f.h.opts.ProgressEvery {
 				continue
 			}
 			w.lastProgress = now

@@ -96,6 +96,37 @@ func (h *Hub) wakeAll() {
 type Event struct {
 	storage.Change
 	Progress bool
+	// Shared is common to every watcher the change goes to: encodings of
+	// the event made for one watcher serve all of them.
+	Shared *Shared
+}
+
+// Shared caches encodings of one change, by a key the encoder chooses
+// (event type and media type, say).
+type Shared struct {
+	mu     sync.Mutex
+	frames map[string][]byte
+}
+
+// Frame returns the encoding under key, building it on first use.
+func (s *Shared) Frame(key string, build func() ([]byte, error)) ([]byte, error) {
+	if s == nil {
+		return build()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b, ok := s.frames[key]; ok {
+		return b, nil
+	}
+	b, err := build()
+	if err != nil {
+		return nil, err
+	}
+	if s.frames == nil {
+		s.frames = map[string][]byte{}
+	}
+	s.frames[key] = b
+	return b, nil
 }
 
 // Filter tells whether a change may concern a watcher; it runs in the
@@ -121,13 +152,18 @@ type Watcher struct {
 	after int64
 	// unhook cancels the stop-on-context-end hook.
 	unhook func() bool
+	// progress: the watcher wants progress markers (for bookmarks).
+	progress bool
 }
 
 // Watch starts a watcher of resource (a storage key) in cluster, from after
 // resourceVersion from. Changes up to where the cluster's feed stands are
 // read from the log first, then the feed's changes follow.
-func (h *Hub) Watch(ctx context.Context, cluster, resource, namespace string, from int64, filter Filter) (*Watcher, error) {
-	w := &Watcher{resource: resource, namespace: namespace, filter: filter, ready: make(chan struct{}, 1), after: from}
+//
+// Progress markers come only when progress is set: they wake the watcher
+// every ProgressEvery, which only bookmarks need.
+func (h *Hub) Watch(ctx context.Context, cluster, resource, namespace string, from int64, filter Filter, progress bool) (*Watcher, error) {
+	w := &Watcher{resource: resource, namespace: namespace, filter: filter, ready: make(chan struct{}, 1), after: from, progress: progress}
 	_, pos, err := h.subscribe(ctx, cluster, w)
 	if err != nil {
 		return nil, err

@@ -79,7 +79,7 @@ func TestWatcherGetsChangesInOrderFromItsStart(t *testing.T) {
 	e.write(t, storage.Create, "/other", "x", nil) // another resource: never delivered
 	// Start from the first write: the second comes from the log, the rest
 	// from the feed as they commit.
-	w, err := e.hub.Watch(ctx, "root", "/cm", "", first.RV, nil)
+	w, err := e.hub.Watch(ctx, "root", "/cm", "", first.RV, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestFilterAndProgress(t *testing.T) {
 	e := newEnv(t, pgtest.NewDatabase(t), Options{CatchUp: 20 * time.Millisecond, ProgressEvery: time.Millisecond})
 	ctx := context.Background()
 	cur, _, _ := e.store.CurrentRV(ctx, "root")
-	w, err := e.hub.Watch(ctx, "root", "/cm", "", cur, func(c *storage.Change) bool { return c.Labels["keep"] == "yes" })
+	w, err := e.hub.Watch(ctx, "root", "/cm", "", cur, func(c *storage.Change) bool { return c.Labels["keep"] == "yes" }, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,11 +139,11 @@ func TestSlowWatcherIsClosed(t *testing.T) {
 	e := newEnv(t, pgtest.NewDatabase(t), Options{CatchUp: time.Hour, MaxQueue: 5})
 	ctx := context.Background()
 	cur, _, _ := e.store.CurrentRV(ctx, "root")
-	slow, err := e.hub.Watch(ctx, "root", "/cm", "", cur, nil)
+	slow, err := e.hub.Watch(ctx, "root", "/cm", "", cur, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fast, err := e.hub.Watch(ctx, "root", "/cm", "", cur, nil)
+	fast, err := e.hub.Watch(ctx, "root", "/cm", "", cur, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestIdleClusterHasNoFeed(t *testing.T) {
 	e := newEnv(t, pgtest.NewDatabase(t), Options{})
 	ctx := context.Background()
 	before := runtime.NumGoroutine()
-	w, err := e.hub.Watch(ctx, "root", "/cm", "", 0, nil)
+	w, err := e.hub.Watch(ctx, "root", "/cm", "", 0, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestNotifyWakesOtherProcesses(t *testing.T) {
 	a.hub.Start(ctx, a.pool, url, nil)
 	b.hub.Start(ctx, b.pool, url, nil)
 	cur, _, _ := b.store.CurrentRV(ctx, "root")
-	w, err := b.hub.Watch(ctx, "root", "/cm", "", cur, nil)
+	w, err := b.hub.Watch(ctx, "root", "/cm", "", cur, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestCompactedStartIsRefused(t *testing.T) {
 	if err := e.store.Compact(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.hub.Watch(ctx, "root", "/cm", "", 0, nil); !errors.Is(err, storage.ErrCompacted) {
+	if _, err := e.hub.Watch(ctx, "root", "/cm", "", 0, nil, false); !errors.Is(err, storage.ErrCompacted) {
 		t.Fatalf("watch from before the kept history: want ErrCompacted, got %v", err)
 	}
 }
