@@ -1,12 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"math/rand"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/pgkube/pgkube/storage"
@@ -26,7 +28,7 @@ type watchStream struct {
 	c       *call
 	flusher http.Flusher
 	enc     streaming.Encoder // protobuf framing; nil for JSON
-	first   bool
+	batch   *bytes.Buffer     // events gathered for one write, while set
 }
 
 func (s *Server) watch(c *call) error {
@@ -62,11 +64,11 @@ func (s *Server) watch(c *call) error {
 		c.out.as = "PartialObjectMetadata"
 	}
 
-	ws := &watchStream{s: s, c: c, first: true}
+	ws := &watchStream{s: s, c: c}
 	ws.flusher, _ = c.w.(http.Flusher)
 	if c.out.media == mediaProtobuf {
 		info, _ := runtime.SerializerInfoForMediaType(s.codecs.factory.SupportedMediaTypes(), mediaProtobuf)
-		ws.enc = streaming.NewEncoder(info.StreamSerializer.Framer.NewFrameWriter(c.w), info.StreamSerializer.Serializer)
+		ws.enc = streaming.NewEncoder(info.StreamSerializer.Framer.NewFrameWriter(ws), info.StreamSerializer.Serializer)
 	}
 
 	cur, compacted, err := s.cfg.Store.CurrentRV(c.ctx, c.cluster)
@@ -138,6 +140,7 @@ func (s *Server) watch(c *call) error {
 		if err != nil {
 			return nil // timeout, client gone, shutdown, or too slow: the client re-watches
 		}
+		ws.startBatch()
 		for _, ev := range events {
 			if ev.Progress {
 				last = max(last, ev.RV)
@@ -154,7 +157,9 @@ func (s *Server) watch(c *call) error {
 			}
 			lastBookmark = time.Now()
 		}
-		ws.flush()
+		if err := ws.flush(); err != nil {
+			return nil
+		}
 	}
 }
 
@@ -189,10 +194,39 @@ func (ws *watchStream) startWithError(err *apierrors.StatusError) error {
 	return nil
 }
 
-func (ws *watchStream) flush() {
+// Write sends bytes to the client, or gathers them while a batch of events
+// is being written, so that a burst costs one write to the socket rather
+// than one per event.
+func (ws *watchStream) Write(p []byte) (int, error) {
+	if ws.batch != nil {
+		return ws.batch.Write(p)
+	}
+	return ws.c.w.Write(p)
+}
+
+var batchBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func (ws *watchStream) startBatch() {
+	ws.batch = batchBuffers.Get().(*bytes.Buffer)
+}
+
+// flush ends a batch, if any, and pushes everything to the client.
+func (ws *watchStream) flush() error {
+	if b := ws.batch; b != nil {
+		ws.batch = nil
+		_, err := ws.c.w.Write(b.Bytes())
+		if b.Cap() <= 1<<20 {
+			b.Reset()
+			batchBuffers.Put(b)
+		}
+		if err != nil {
+			return err
+		}
+	}
 	if ws.flusher != nil {
 		ws.flusher.Flush()
 	}
+	return nil
 }
 
 // selected evaluates a watch's selectors on a stored version, from the
@@ -250,7 +284,7 @@ func (ws *watchStream) send(t watch.EventType, data []byte, shared *pgwatch.Shar
 			buf = append(buf, data...)
 			return append(buf, "}\n"...), nil
 		})
-		_, err := c.w.Write(frame)
+		_, err := ws.Write(frame)
 		return err
 	}
 	obj, err := ws.s.fromStorage(c.res, data)
@@ -285,7 +319,7 @@ func (ws *watchStream) sendObject(t watch.EventType, obj runtime.Object) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.w.Write(append(line, '\n'))
+	_, err = ws.Write(append(line, '\n'))
 	return err
 }
 
