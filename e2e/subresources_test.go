@@ -1,0 +1,106 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+)
+
+// TestNamespaceFinalize: a deleted namespace waits in Terminating with its
+// "kubernetes" finalizer; once the namespace controller's job is done and
+// it clears spec.finalizers through /finalize, the namespace is gone.
+// Creating content in it meanwhile is refused.
+func TestNamespaceFinalize(t *testing.T) {
+	srv := sharedServer(t)
+	ctx := context.Background()
+	cs := kubernetes.NewForConfigOrDie(restConfig(t, srv, false))
+	ns, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "finalize-me"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns.Status.Phase != corev1.NamespaceActive || len(ns.Spec.Finalizers) != 1 || ns.Spec.Finalizers[0] != corev1.FinalizerKubernetes {
+		t.Fatalf("new namespace: %+v %+v", ns.Spec, ns.Status)
+	}
+	if err := cs.CoreV1().Namespaces().Delete(ctx, "finalize-me", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ns, err = cs.CoreV1().Namespaces().Get(ctx, "finalize-me", metav1.GetOptions{})
+	if err != nil || ns.Status.Phase != corev1.NamespaceTerminating || ns.DeletionTimestamp == nil {
+		t.Fatalf("deleted namespace should be Terminating: %v %+v", err, ns)
+	}
+	// Admission caches active namespaces for a moment; the refusal must
+	// come at the latest when that moment has passed.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err = cs.CoreV1().ConfigMaps("finalize-me").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "late"}}, metav1.CreateOptions{})
+		if apierrors.IsForbidden(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("create in a terminating namespace: want Forbidden, got %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// An update cannot drop spec.finalizers; only /finalize can.
+	ns.Spec.Finalizers = nil
+	if ns, err = cs.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{}); err != nil || len(ns.Spec.Finalizers) != 1 {
+		t.Fatalf("a plain update changed spec.finalizers: %v %+v", err, ns)
+	}
+	// The controller would delete the content first: it clears what we made.
+	cs.CoreV1().ConfigMaps("finalize-me").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}) //nolint:errcheck
+	ns.Spec.Finalizers = nil
+	if _, err := cs.CoreV1().Namespaces().Finalize(ctx, ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Namespaces().Get(ctx, "finalize-me", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("finalized namespace should be gone, got %v", err)
+	}
+	// The system namespaces cannot be deleted.
+	if err := cs.CoreV1().Namespaces().Delete(ctx, "kube-system", metav1.DeleteOptions{}); !apierrors.IsForbidden(err) {
+		t.Fatalf("deleting kube-system: want Forbidden, got %v", err)
+	}
+}
+
+// TestReplicationControllerScale: the scale subresource of a kind whose
+// selector is a plain map.
+func TestReplicationControllerScale(t *testing.T) {
+	srv := sharedServer(t)
+	ctx := context.Background()
+	cs := kubernetes.NewForConfigOrDie(restConfig(t, srv, true))
+	namespace(t, cs, "rc-scale")
+	_, err := cs.CoreV1().ReplicationControllers("rc-scale").Create(ctx, &corev1.ReplicationController{
+		ObjectMeta: metav1.ObjectMeta{Name: "rc"},
+		Spec: corev1.ReplicationControllerSpec{Replicas: ptr.To[int32](1), Selector: map[string]string{"app": "rc"},
+			Template: &corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "rc"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := cs.CoreV1().ReplicationControllers("rc-scale").GetScale(ctx, "rc", metav1.GetOptions{})
+	if err != nil || sc.Spec.Replicas != 1 || sc.Status.Selector != "app=rc" {
+		t.Fatalf("scale: %v %+v", err, sc)
+	}
+	sc.Spec.Replicas = 4
+	if _, err := cs.CoreV1().ReplicationControllers("rc-scale").UpdateScale(ctx, "rc", sc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rc, _ := cs.CoreV1().ReplicationControllers("rc-scale").Get(ctx, "rc", metav1.GetOptions{})
+	if *rc.Spec.Replicas != 4 || rc.Generation != 2 {
+		t.Fatalf("after scale: replicas %d generation %d", *rc.Spec.Replicas, rc.Generation)
+	}
+	if _, err := cs.CoreV1().ReplicationControllers("rc-scale").UpdateScale(ctx, "rc", sc, metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
+		t.Fatalf("scale with a stale resourceVersion: want Conflict, got %v", err)
+	}
+	sc, _ = cs.CoreV1().ReplicationControllers("rc-scale").GetScale(ctx, "rc", metav1.GetOptions{})
+	sc.Spec.Replicas = -1
+	if _, err := cs.CoreV1().ReplicationControllers("rc-scale").UpdateScale(ctx, "rc", sc, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) {
+		t.Fatalf("negative replicas: want Invalid, got %v", err)
+	}
+}
