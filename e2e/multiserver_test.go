@@ -14,6 +14,7 @@ import (
 
 	"github.com/pgkube/pgkube/internal/pgtest"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -188,5 +189,54 @@ func TestHealthVersionMetrics(t *testing.T) {
 		if code != 200 || !strings.Contains(string(body), want) {
 			t.Fatalf("/metrics lacks %s:\n%.2000s", want, body)
 		}
+	}
+}
+
+// TestUpdatesAcrossServersNeverLoseWrites: each API server starts an
+// update from the version it wrote last, a guess another server may have
+// made stale. Updates alternating between two servers must each land,
+// also an unconditional one whose content equals that stale guess, and a
+// stale client resourceVersion is still a conflict.
+func TestUpdatesAcrossServersNeverLoseWrites(t *testing.T) {
+	urls := startAPIServers(t, pgtest.NewDatabase(t), 2)
+	ctx := context.Background()
+	servers := []kubernetes.Interface{
+		kubernetes.NewForConfigOrDie(&rest.Config{Host: urls[0]}),
+		kubernetes.NewForConfigOrDie(&rest.Config{Host: urls[1]}),
+	}
+	namespace(t, servers[0], "guess")
+	cm, err := servers[0].CoreV1().ConfigMaps("guess").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c"},
+		Data: map[string]string{"n": "0"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 20; i++ {
+		cs := servers[i%2]
+		cur, err := cs.CoreV1().ConfigMaps("guess").Get(ctx, "c", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cur.Data["n"] != fmt.Sprint(i-1) {
+			t.Fatalf("before update %d: data %v", i, cur.Data)
+		}
+		cur.Data["n"] = fmt.Sprint(i)
+		if _, err := cs.CoreV1().ConfigMaps("guess").Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+			t.Fatalf("update %d through server %d: %v", i, i%2, err)
+		}
+	}
+	// Server 1 last wrote n=19; server 0 wrote n=20 after it. Writing n=19
+	// again, unconditionally, through server 1 must really write it.
+	again := cm.DeepCopy()
+	again.ResourceVersion = ""
+	again.Data = map[string]string{"n": "19"}
+	if got, err := servers[1].CoreV1().ConfigMaps("guess").Update(ctx, again, metav1.UpdateOptions{}); err != nil || got.Data["n"] != "19" {
+		t.Fatalf("unconditional update equal to a stale guess: %v %v", err, got)
+	}
+	if got, _ := servers[0].CoreV1().ConfigMaps("guess").Get(ctx, "c", metav1.GetOptions{}); got.Data["n"] != "19" {
+		t.Fatalf("the update was lost: stored %v", got.Data)
+	}
+	cm.Data = map[string]string{"stale": "yes"}
+	if _, err := servers[1].CoreV1().ConfigMaps("guess").Update(ctx, cm, metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
+		t.Fatalf("stale resourceVersion through the other server: want Conflict, got %v", err)
 	}
 }

@@ -147,7 +147,9 @@ type mutation func(cur runtime.Object) (runtime.Object, string, error)
 // writer when the client gave none is retried.
 func (s *Server) updateObject(c *call, namespace, name string, change mutation) (runtime.Object, storage.Object, error) {
 	for attempt := 0; ; attempt++ {
-		cur, stored, err := s.load(c, namespace, name)
+		// The first try may start from this process's last write of the
+		// object; any doubt about that guess is settled by a real read.
+		cur, stored, guessed, err := s.loadForUpdate(c, namespace, name, attempt == 0)
 		if err != nil {
 			return nil, storage.Object{}, err
 		}
@@ -156,6 +158,9 @@ func (s *Server) updateObject(c *call, namespace, name string, change mutation) 
 			return nil, storage.Object{}, err
 		}
 		if clientRV != "" && clientRV != strconv.FormatInt(stored.RV, 10) {
+			if guessed {
+				continue
+			}
 			return nil, storage.Object{}, apierrors.NewConflict(c.gr(), name, errors.New(registryConflictMsg))
 		}
 		if err := s.prepareUpdate(c, obj, cur); err != nil {
@@ -185,10 +190,16 @@ func (s *Server) updateObject(c *call, namespace, name string, change mutation) 
 		enc := s.encodeForStorage(c.res, obj)
 		if same, err := enc(stored.RV); op == storage.Update && err == nil && bytes.Equal(same, stored.Data) {
 			release(true)
+			if guessed {
+				continue // "unchanged" must be judged against the stored row
+			}
 			return cur, stored, nil
 		}
 		written, err := s.write(c, obj, op, stored.RV, enc)
 		release(err == nil)
+		if (errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound)) && guessed {
+			continue
+		}
 		if errors.Is(err, storage.ErrConflict) && clientRV == "" && attempt < 16 {
 			continue
 		}
@@ -200,6 +211,21 @@ func (s *Server) updateObject(c *call, namespace, name string, change mutation) 
 		}
 		return obj, written, nil
 	}
+}
+
+// loadForUpdate reads the object to update; with guess, it may instead
+// take this process's last write of it (guessed), to be confirmed by the
+// write's resourceVersion condition.
+func (s *Server) loadForUpdate(c *call, namespace, name string, guess bool) (runtime.Object, storage.Object, bool, error) {
+	if guess && !isDryRun(c.r) {
+		if o, ok := s.cfg.Store.Recent(c.cluster, c.key(namespace, name)); ok {
+			if obj, err := s.fromStorage(c.res, o.Data); err == nil {
+				return obj, o, true, nil
+			}
+		}
+	}
+	obj, stored, err := s.load(c, namespace, name)
+	return obj, stored, false, err
 }
 
 // prepareUpdate carries server-owned fields over from the current version

@@ -119,6 +119,10 @@ func (s *Store) commitBatch(cluster string, batch []*pending) {
 		return
 	}
 	committed, err := s.runBatch(context.Background(), cluster, live)
+	if err == nil {
+		// Before the writers hear back: their next update may start from it.
+		s.recent.committed(cluster, committed)
+	}
 	for _, p := range live {
 		if err != nil {
 			p.err, p.res = err, Object{}

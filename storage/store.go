@@ -64,6 +64,7 @@ type Store struct {
 	onCommit []func(cluster string, objs []Object)
 	// observe, if set, is told how long each storage operation took.
 	observe func(op string, d time.Duration)
+	recent  *recent
 }
 
 // ObserveLatency registers a function told the duration of every storage
@@ -91,10 +92,11 @@ func OnCommit(f func(cluster string, objs []Object)) Option {
 
 // New returns a store on an already migrated database.
 func New(pool *pgxpool.Pool, opts ...Option) *Store {
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, recent: newRecent()}
 	for _, o := range opts {
 		o(s)
 	}
+
 	s.batchers = newBatchers(s)
 	return s
 }
