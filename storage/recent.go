@@ -2,9 +2,8 @@ package storage
 
 import "sync"
 
-// recentSize bounds the recent-writes cache (entries, not bytes: objects
-// are at most ~1.5 MiB, typically a few KiB).
-const recentSize = 8192
+// recentBytes bounds the data the recent-writes cache holds.
+const recentBytes = 16 << 20
 
 // recent remembers the last version this process wrote of recently written
 // objects. An update can start from it instead of reading the row first,
@@ -14,8 +13,8 @@ const recentSize = 8192
 type recent struct {
 	mu    sync.Mutex
 	items map[recentKey]Object
-	ring  []recentKey // insertion order, for eviction
-	next  int
+	order []recentKey // insertion order, oldest first, for eviction
+	bytes int
 }
 
 type recentKey struct {
@@ -23,9 +22,7 @@ type recentKey struct {
 	key     Key
 }
 
-func newRecent() *recent {
-	return &recent{items: make(map[recentKey]Object, recentSize), ring: make([]recentKey, recentSize)}
-}
+func newRecent() *recent { return &recent{items: map[recentKey]Object{}} }
 
 func (r *recent) get(cluster string, key Key) (Object, bool) {
 	r.mu.Lock()
@@ -39,19 +36,44 @@ func (r *recent) committed(cluster string, objs []Object) {
 	defer r.mu.Unlock()
 	for _, o := range objs {
 		k := recentKey{cluster, o.Key}
+		old, had := r.items[k]
+		r.bytes -= len(old.Data)
 		if o.Deleted {
-			delete(r.items, k)
+			delete(r.items, k) // its place in order is dropped when reached
 			continue
 		}
-		if _, ok := r.items[k]; !ok {
-			if old := r.ring[r.next]; old != (recentKey{}) {
-				delete(r.items, old)
-			}
-			r.ring[r.next] = k
-			r.next = (r.next + 1) % len(r.ring)
+		if !had {
+			r.order = append(r.order, k)
 		}
+		o.Labels, o.Fields = nil, nil // updates need only the data
 		r.items[k] = o
+		r.bytes += len(o.Data)
 	}
+	for r.bytes > recentBytes && len(r.order) > 0 {
+		k := r.order[0]
+		r.order = r.order[1:]
+		if o, ok := r.items[k]; ok {
+			r.bytes -= len(o.Data)
+			delete(r.items, k)
+		}
+	}
+	if len(r.order) > 2*len(r.items)+1024 || cap(r.order) > 4*len(r.order)+1024 {
+		r.compact()
+	}
+}
+
+// compact drops deleted and repeated keys from order, keeping each live
+// key's first place, and lets go of the trimmed head of the slice.
+func (r *recent) compact() {
+	seen := make(map[recentKey]bool, len(r.items))
+	kept := make([]recentKey, 0, len(r.items))
+	for _, k := range r.order {
+		if _, ok := r.items[k]; ok && !seen[k] {
+			seen[k] = true
+			kept = append(kept, k)
+		}
+	}
+	r.order = kept
 }
 
 // Recent returns the version of key this process wrote last, if it still

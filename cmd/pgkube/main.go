@@ -45,12 +45,12 @@ func main() {
 }
 
 // tuneGC trades memory for CPU: an API server's heap is mostly short-lived
-// request garbage, and the default GOGC=100 collects it several hundred
+// request garbage, and the default GOGC=100 collects it a hundred
 // times a second under load. A soft memory limit keeps the larger target
 // from growing without bound. GOGC and GOMEMLIMIT still override.
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
+		debug.SetGCPercent(250)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(1 << 30)
