@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net/url"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
@@ -12,7 +13,10 @@ import (
 	"github.com/pgkube/pgkube/storage"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/internalversion"
+	listvalidation "k8s.io/apimachinery/pkg/apis/meta/internalversion/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -68,9 +72,30 @@ func (s *Server) waitForRV(c *call, v string) error {
 	return s.cfg.Store.WaitForRV(c.ctx, c.cluster, n, tooLargeWait)
 }
 
+// validateListQuery applies kube-apiserver's rules on how resourceVersion,
+// resourceVersionMatch, continue and sendInitialEvents combine, for a list
+// or a watch, with its wording: 422 Invalid on meta.k8s.io ListOptions.
+func validateListQuery(q url.Values, watch bool) error {
+	opts := internalversion.ListOptions{
+		Watch: watch, ResourceVersion: q.Get("resourceVersion"), Continue: q.Get("continue"),
+		ResourceVersionMatch: metav1.ResourceVersionMatch(q.Get("resourceVersionMatch")),
+	}
+	if v := q.Get("sendInitialEvents"); v != "" {
+		b := v == "true"
+		opts.SendInitialEvents = &b
+	}
+	if errs := listvalidation.ValidateListOptions(&opts, true); len(errs) > 0 {
+		return apierrors.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "ListOptions"}, "", errs)
+	}
+	return nil
+}
+
 // listOptions reads selectors, paging and resourceVersion semantics.
 func (s *Server) listOptions(c *call) (storage.ListOptions, error) {
 	q := c.r.URL.Query()
+	if err := validateListQuery(q, c.ri.Verb == "watch"); err != nil {
+		return storage.ListOptions{}, err
+	}
 	lo := storage.ListOptions{Resource: c.res.StorageKey(), Namespace: c.ri.Namespace}
 	if v := q.Get("labelSelector"); v != "" {
 		sel, err := labels.Parse(v)
@@ -101,14 +126,6 @@ func (s *Server) listOptions(c *call) (storage.ListOptions, error) {
 		return lo, err
 	}
 	match := q.Get("resourceVersionMatch")
-	switch match {
-	case "", string(metav1.ResourceVersionMatchNotOlderThan), string(metav1.ResourceVersionMatchExact):
-	default:
-		return lo, badRequest("resourceVersionMatch: unsupported value %q: supported values are Exact, NotOlderThan", match)
-	}
-	if match != "" && q.Get("resourceVersion") == "" {
-		return lo, badRequest("resourceVersionMatch is forbidden unless resourceVersion is provided")
-	}
 	if cont := q.Get("continue"); cont != "" {
 		if q.Get("resourceVersion") != "" && q.Get("resourceVersion") != "0" {
 			return lo, badRequest("specifying resource version is not allowed when using continue")

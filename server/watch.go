@@ -33,6 +33,9 @@ type watchStream struct {
 
 func (s *Server) watch(c *call) error {
 	q := c.r.URL.Query()
+	if err := validateListQuery(q, true); err != nil {
+		return err
+	}
 	lo, err := s.listOptions(&call{w: c.w, r: withoutPaging(c.r), ctx: c.ctx, ri: c.ri, res: c.res, out: c.out, cluster: c.cluster})
 	if err != nil {
 		return err
@@ -43,12 +46,6 @@ func (s *Server) watch(c *call) error {
 		return err
 	}
 	initial := q.Get("sendInitialEvents") == "true"
-	if q.Get("sendInitialEvents") != "" && q.Get("resourceVersionMatch") != string(metav1.ResourceVersionMatchNotOlderThan) {
-		return badRequest("sendInitialEvents is forbidden for watch unless resourceVersionMatch is set to NotOlderThan")
-	}
-	if q.Get("resourceVersionMatch") != "" && q.Get("sendInitialEvents") == "" {
-		return badRequest("resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided")
-	}
 	bookmarks := q.Get("allowWatchBookmarks") == "true"
 	timeout := time.Duration(1800+rand.Intn(1800)) * time.Second
 	if v := q.Get("timeoutSeconds"); v != "" {
