@@ -156,9 +156,9 @@ spec:
 `, ns)
 }
 
-// TestKubectlMatrix runs the same session with every shipped kubectl
-// version against one shared server.
-func TestKubectlMatrix(t *testing.T) {
+// forEachKubectl runs session as a parallel subtest for every shipped
+// kubectl version, all against the shared server.
+func forEachKubectl(t *testing.T, session func(t *testing.T, k *kubectl, version string)) {
 	srv := sharedServer(t)
 	versions := kubectls(t)
 	names := make([]string, 0, len(versions))
@@ -173,10 +173,16 @@ func TestKubectlMatrix(t *testing.T) {
 		bin := versions[v]
 		t.Run(v, func(t *testing.T) {
 			t.Parallel()
-			k := &kubectl{t: t, bin: bin, kubeconfig: srv.kubeconfig, cacheDir: t.TempDir()}
-			kubectlSession(t, k, "e2e-"+strings.ReplaceAll(v, ".", "-"))
+			session(t, &kubectl{t: t, bin: bin, kubeconfig: srv.kubeconfig, cacheDir: t.TempDir()}, strings.ReplaceAll(v, ".", "-"))
 		})
 	}
+}
+
+// TestKubectlMatrix runs the same session with every shipped kubectl.
+func TestKubectlMatrix(t *testing.T) {
+	forEachKubectl(t, func(t *testing.T, k *kubectl, version string) {
+		kubectlSession(t, k, "e2e-"+version)
+	})
 }
 
 func kubectlSession(t *testing.T, k *kubectl, ns string) {

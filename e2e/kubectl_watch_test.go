@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"os/exec"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -78,40 +77,28 @@ func (w *watchingKubectl) quiet(t *testing.T, d time.Duration) {
 // TestKubectlWatch runs `kubectl get -w` and `--watch-only` with every
 // shipped kubectl: each change shows up as it happens.
 func TestKubectlWatch(t *testing.T) {
-	srv := sharedServer(t)
-	versions := kubectls(t)
-	names := make([]string, 0, len(versions))
-	for v := range versions {
-		names = append(names, v)
-	}
-	sort.Strings(names)
-	for _, v := range names {
-		bin := versions[v]
-		t.Run(v, func(t *testing.T) {
-			t.Parallel()
-			k := &kubectl{t: t, bin: bin, kubeconfig: srv.kubeconfig, cacheDir: t.TempDir()}
-			ns := "watch-" + strings.ReplaceAll(v, ".", "-")
-			k.ok("create", "ns", ns)
-			k.ok("create", "cm", "before", "-n", ns, "--from-literal=a=1")
+	forEachKubectl(t, func(t *testing.T, k *kubectl, version string) {
+		ns := "watch-" + version
+		k.ok("create", "ns", ns)
+		k.ok("create", "cm", "before", "-n", ns, "--from-literal=a=1")
 
-			// get -w: the current state first, then each change.
-			w := k.watch("get", "cm", "-n", ns, "-w", "--output-watch-events")
-			w.expect(t, "ADDED before 1")
-			k.ok("create", "cm", "during", "-n", ns, "--from-literal=a=1")
-			w.expect(t, "ADDED during 1")
-			k.ok("patch", "cm", "during", "-n", ns, "-p", `{"data":{"b":"2"}}`)
-			w.expect(t, "MODIFIED during 2")
-			k.ok("delete", "cm", "during", "-n", ns)
-			w.expect(t, "DELETED during 2")
+		// get -w: the current state first, then each change.
+		w := k.watch("get", "cm", "-n", ns, "-w", "--output-watch-events")
+		w.expect(t, "ADDED before 1")
+		k.ok("create", "cm", "during", "-n", ns, "--from-literal=a=1")
+		w.expect(t, "ADDED during 1")
+		k.ok("patch", "cm", "during", "-n", ns, "-p", `{"data":{"b":"2"}}`)
+		w.expect(t, "MODIFIED during 2")
+		k.ok("delete", "cm", "during", "-n", ns)
+		w.expect(t, "DELETED during 2")
 
-			// --watch-only: no current state, only changes; plain table rows.
-			wo := k.watch("get", "cm", "-n", ns, "--watch-only")
-			wo.quiet(t, 1500*time.Millisecond)
-			k.ok("label", "cm", "before", "-n", ns, "x=y")
-			wo.expect(t, "NAME DATA AGE")
-			wo.expect(t, "before 1")
-			// The first watcher saw that change too.
-			w.expect(t, "MODIFIED before 1")
-		})
-	}
+		// --watch-only: no current state, only changes; plain table rows.
+		wo := k.watch("get", "cm", "-n", ns, "--watch-only")
+		wo.quiet(t, 1500*time.Millisecond)
+		k.ok("label", "cm", "before", "-n", ns, "x=y")
+		wo.expect(t, "NAME DATA AGE")
+		wo.expect(t, "before 1")
+		// The first watcher saw that change too.
+		w.expect(t, "MODIFIED before 1")
+	})
 }
