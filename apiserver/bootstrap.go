@@ -12,8 +12,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 )
 
 // bootstrap creates what every cluster has from the start: the system
@@ -52,9 +54,21 @@ func (s *Server) bootstrap(ctx context.Context, kubernetesIP string) error {
 	if err := s.ensure(ctx, "/api/v1/namespaces/default/endpoints", ep); err != nil {
 		return err
 	}
-	// The endpoints follow this process's address; another process sharing
-	// the database may have written its own, so refresh it.
-	return s.put(ctx, "/api/v1/namespaces/default/endpoints/kubernetes", ep)
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "kubernetes", Labels: map[string]string{discoveryv1.LabelServiceName: "kubernetes"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{host}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("https"), Port: ptr.To(int32(port)), Protocol: ptr.To(corev1.ProtocolTCP)}},
+	}
+	if err := s.ensure(ctx, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices", slice); err != nil {
+		return err
+	}
+	// Both follow this process's address; another process sharing the
+	// database may have written its own, so refresh them.
+	if err := s.put(ctx, "/api/v1/namespaces/default/endpoints/kubernetes", ep); err != nil {
+		return err
+	}
+	return s.put(ctx, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes", slice)
 }
 
 // ensure creates obj at collection unless it exists. API servers starting

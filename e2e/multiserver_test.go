@@ -163,6 +163,10 @@ func TestTwoAPIServersOneDatabase(t *testing.T) {
 	if err != nil || k.Spec.ClusterIP != "10.96.0.1" {
 		t.Fatalf("kubernetes service: %v %+v", err, k)
 	}
+	slice, err := clients[0].DiscoveryV1().EndpointSlices("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil || len(slice.Endpoints) != 1 || slice.Endpoints[0].Addresses[0] != "127.0.0.1" || *slice.Ports[0].Port == 0 {
+		t.Fatalf("kubernetes EndpointSlice: %v %+v", err, slice)
+	}
 }
 
 // TestHealthVersionMetrics checks the plain endpoints monitoring relies on.
