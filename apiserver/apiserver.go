@@ -108,23 +108,26 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		pool.Close()
 		return nil, err
 	}
+	// base ends at shutdown: every request's context and the watches
+	// derive from it.
+	base, stop := context.WithCancel(context.Background())
 	srv = server.New(server.Config{
 		Store: store, Registry: reg, Watch: hub, Services: services, BookmarkInterval: opts.WatchBookmarkInterval,
-		Admission: admission.Chain{nsLifecycle},
+		Admission: admission.Chain{nsLifecycle}, Stopping: base,
 	})
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
+		stop()
 		pool.Close()
 		return nil, fmt.Errorf("listen on %s: %w", opts.Listen, err)
 	}
-	s := &Server{opts: opts, pool: pool, store: store, listener: ln, handler: srv.Handler(), done: make(chan struct{})}
+	s := &Server{opts: opts, pool: pool, store: store, listener: ln, handler: srv.Handler(), done: make(chan struct{}), stop: stop}
 	if err := s.bootstrap(ctx, services.KubernetesIP()); err != nil {
+		stop()
 		ln.Close()
 		pool.Close()
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
-	base, stop := context.WithCancel(context.Background())
-	s.stop = stop
 	listenURL := opts.ListenDatabaseURL
 	if listenURL == "" {
 		listenURL = opts.DatabaseURL

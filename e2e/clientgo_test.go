@@ -361,7 +361,10 @@ func TestWatchBasics(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cm, _ := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "a", Labels: map[string]string{"w": "yes"}}}, metav1.CreateOptions{})
+		cm, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "a", Labels: map[string]string{"w": "yes"}}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
 		cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "ignored"}}, metav1.CreateOptions{})
 		cm.Labels["w"] = "no"
 		cs.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{})

@@ -30,6 +30,10 @@ type Config struct {
 	Services  *ServiceAllocator
 	// Cluster is the logical cluster unprefixed URLs address.
 	Cluster string
+	// Stopping ends when the server shuts down. Watches that take their
+	// connection over from net/http (HTTP/1.1) end with it; without it they
+	// stay on net/http's ResponseWriter.
+	Stopping context.Context
 	// BookmarkInterval is how often watches that allow bookmarks get one.
 	// kube-apiserver promises about once a minute; default 30s.
 	BookmarkInterval time.Duration

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -29,6 +31,7 @@ type watchStream struct {
 	flusher http.Flusher
 	enc     streaming.Encoder // protobuf framing; nil for JSON
 	batch   *bytes.Buffer     // events gathered for one write, while set
+	conn    net.Conn          // the hijacked connection of an HTTP/1.1 watch
 }
 
 func (s *Server) watch(c *call) error {
@@ -101,7 +104,9 @@ func (s *Server) watch(c *call) error {
 		last = since
 	}
 
-	w, err := s.cfg.Watch.Watch(c.ctx, c.cluster, lo.Resource, lo.Namespace, last, func(ch *storage.Change) bool {
+	// The stream may outlive this handler (see hijack): the watcher ends
+	// with the stream, in run, not with the request's context.
+	w, err := s.cfg.Watch.Watch(context.WithoutCancel(c.ctx), c.cluster, lo.Resource, lo.Namespace, last, func(ch *storage.Change) bool {
 		return selected(&ch.Object, lo.Labels, lo.Fields) || (ch.Prev != nil && selected(ch.Prev, lo.Labels, lo.Fields))
 	}, bookmarks)
 	if errors.Is(err, storage.ErrCompacted) {
@@ -110,32 +115,49 @@ func (s *Server) watch(c *call) error {
 	if err != nil {
 		return err
 	}
-	defer w.Stop()
+	ctx, cancel := ws.start(timeout)
+	run := func() {
+		defer cancel()
+		defer w.Stop()
+		defer ws.end()
+		ws.stream(ctx, w, snapshot, last, initial, bookmarks, lo)
+	}
+	if ws.conn != nil {
+		// The connection is ours now: stream from a fresh goroutine with
+		// a small stack, and let the request's goroutine, grown deep
+		// while parsing and listing, end.
+		go run()
+		return nil
+	}
+	run()
+	return nil
+}
 
-	ws.start()
+// stream sends the initial state, then every change until ctx ends.
+func (ws *watchStream) stream(ctx context.Context, w *pgwatch.Watcher, snapshot []storage.Object, last int64,
+	initial, bookmarks bool, lo storage.ListOptions) {
 	for _, o := range snapshot {
 		if err := ws.send(watch.Added, o.Data, nil); err != nil {
-			return nil
+			return
 		}
 	}
 	if initial && bookmarks {
 		if err := ws.bookmark(last, true); err != nil {
-			return nil
+			return
 		}
 	}
-	ws.flush()
-
-	ctx, cancel := context.WithTimeout(c.ctx, timeout)
-	defer cancel()
+	if ws.flush() != nil {
+		return
+	}
 	lastBookmark := time.Now()
 	for {
 		events, err := w.Next(ctx)
 		if errors.Is(err, storage.ErrCompacted) {
 			ws.sendStatus(apierrors.NewResourceExpired("too old resource version: " + strconv.FormatInt(last, 10)))
-			return nil
+			return
 		}
 		if err != nil {
-			return nil // timeout, client gone, shutdown, or too slow: the client re-watches
+			return // timeout, client gone, shutdown, or too slow: the client re-watches
 		}
 		ws.startBatch()
 		for _, ev := range events {
@@ -145,17 +167,17 @@ func (s *Server) watch(c *call) error {
 			}
 			last = ev.RV
 			if err := ws.change(ev, lo.Labels, lo.Fields); err != nil {
-				return nil
+				return
 			}
 		}
-		if bookmarks && time.Since(lastBookmark) >= s.cfg.BookmarkInterval {
+		if bookmarks && time.Since(lastBookmark) >= ws.s.cfg.BookmarkInterval {
 			if err := ws.bookmark(last, false); err != nil {
-				return nil
+				return
 			}
 			lastBookmark = time.Now()
 		}
 		if err := ws.flush(); err != nil {
-			return nil
+			return
 		}
 	}
 }
@@ -172,21 +194,93 @@ func withoutPaging(r *http.Request) *http.Request {
 	return r2
 }
 
-func (ws *watchStream) start() {
-	h := ws.c.w.Header()
-	media := ws.c.out.media
+// start sends the response header. An HTTP/1.1 watch takes its
+// connection over from net/http (see hijack); others stream through the
+// ResponseWriter. The returned context ends the stream: at its timeout,
+// when the client goes away, or when the server shuts down.
+func (ws *watchStream) start(timeout time.Duration) (context.Context, context.CancelFunc) {
+	c := ws.c
+	media := c.out.media
 	if media == mediaYAML {
 		media = mediaJSON // watch streams have no YAML form; JSON it is
-		ws.c.out.media = mediaJSON
+		c.out.media = mediaJSON
 	}
+	if ctx, cancel, ok := ws.hijack(media, timeout); ok {
+		return ctx, cancel
+	}
+	h := c.w.Header()
 	h.Set("Content-Type", media)
 	h.Set("Transfer-Encoding", "chunked")
-	ws.c.w.WriteHeader(http.StatusOK)
+	c.w.WriteHeader(http.StatusOK)
 	ws.flush()
+	return context.WithTimeout(c.ctx, timeout)
+}
+
+// hijack takes an HTTP/1.1 watch's connection from net/http. An idle watch
+// then costs its connection, a small streaming goroutine and a goroutine
+// blocked reading (to notice the client leaving), instead of net/http's
+// handler and reader goroutines and its per-connection buffers. Writes are
+// chunks straight to the socket. Shutdown reaches it through
+// Config.Stopping, since http.Server.Shutdown does not track hijacked
+// connections.
+func (ws *watchStream) hijack(media string, timeout time.Duration) (context.Context, context.CancelFunc, bool) {
+	c := ws.c
+	if c.r.ProtoMajor != 1 || ws.s.cfg.Stopping == nil {
+		return nil, nil, false
+	}
+	conn, rw, err := http.NewResponseController(c.w).Hijack()
+	if err != nil {
+		return nil, nil, false
+	}
+	rw.Reader, rw.Writer = nil, nil // nothing is buffered for a GET; let the buffers go
+	// net/http leaves its deadlines on the connection (its reader's is in
+	// the past, to stop it): clear them.
+	conn.SetDeadline(time.Time{}) //nolint:errcheck
+	ctx, cancel := context.WithTimeout(ws.s.cfg.Stopping, timeout)
+	head := "HTTP/1.1 200 OK\r\nContent-Type: " + media + "\r\nCache-Control: no-cache, private\r\n" +
+		"Transfer-Encoding: chunked\r\nDate: " + time.Now().UTC().Format(http.TimeFormat) + "\r\n"
+	for _, w := range c.warnings {
+		head += fmt.Sprintf("Warning: 299 - %q\r\n", w)
+	}
+	ws.conn = conn
+	if _, err := ws.writeConn([]byte(head + "\r\n")); err != nil {
+		cancel()
+	}
+	go func() {
+		var b [1]byte
+		for {
+			if _, err := conn.Read(b[:]); err != nil {
+				cancel()
+				return
+			}
+		}
+	}()
+	go func() { <-ctx.Done(); conn.SetReadDeadline(time.Now()) }() //nolint:errcheck // unblocks the reader
+	return ctx, cancel, true
+}
+
+// writeWait bounds one write to a hijacked connection: a client that
+// stops reading is dropped rather than holding its events forever.
+const writeWait = 30 * time.Second
+
+func (ws *watchStream) writeConn(p []byte) (int, error) {
+	ws.conn.SetWriteDeadline(time.Now().Add(writeWait)) //nolint:errcheck
+	return ws.conn.Write(p)
+}
+
+// end finishes the response: the last chunk, then the connection closes
+// (a watch never reuses it).
+func (ws *watchStream) end() {
+	if ws.conn != nil {
+		ws.writeConn([]byte("0\r\n\r\n")) //nolint:errcheck
+		ws.conn.Close()
+	}
 }
 
 func (ws *watchStream) startWithError(err *apierrors.StatusError) error {
-	ws.start()
+	_, cancel := ws.start(time.Minute)
+	defer cancel()
+	defer ws.end()
 	ws.sendStatus(err)
 	return nil
 }
@@ -198,7 +292,23 @@ func (ws *watchStream) Write(p []byte) (int, error) {
 	if ws.batch != nil {
 		return ws.batch.Write(p)
 	}
+	if ws.conn != nil {
+		return ws.chunk(p)
+	}
 	return ws.c.w.Write(p)
+}
+
+// chunk writes p as one HTTP/1.1 chunk to the hijacked connection.
+func (ws *watchStream) chunk(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	ws.conn.SetWriteDeadline(time.Now().Add(writeWait)) //nolint:errcheck
+	bufs := net.Buffers{append(strconv.AppendInt(nil, int64(len(p)), 16), '\r', '\n'), p, []byte("\r\n")}
+	if _, err := bufs.WriteTo(ws.conn); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 var batchBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -211,7 +321,7 @@ func (ws *watchStream) startBatch() {
 func (ws *watchStream) flush() error {
 	if b := ws.batch; b != nil {
 		ws.batch = nil
-		_, err := ws.c.w.Write(b.Bytes())
+		_, err := ws.Write(b.Bytes())
 		if b.Cap() <= 1<<20 {
 			b.Reset()
 			batchBuffers.Put(b)
@@ -220,7 +330,7 @@ func (ws *watchStream) flush() error {
 			return err
 		}
 	}
-	if ws.flusher != nil {
+	if ws.flusher != nil && ws.conn == nil {
 		ws.flusher.Flush()
 	}
 	return nil
