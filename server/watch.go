@@ -255,7 +255,7 @@ func (ws *watchStream) hijack(media string, timeout time.Duration) (context.Cont
 			}
 		}
 	}()
-	go func() { <-ctx.Done(); conn.SetReadDeadline(time.Now()) }() //nolint:errcheck // unblocks the reader
+	context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) }) //nolint:errcheck // unblocks the reader
 	return ctx, cancel, true
 }
 
