@@ -28,7 +28,7 @@ func preparePod(obj, old runtime.Object, subresource string) {
 // container is Guaranteed; anything else Burstable.
 func qosClass(spec *corev1.PodSpec) corev1.PodQOSClass {
 	containers := append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...)
-	any, guaranteed := false, true
+	set, guaranteed := false, true
 	for _, c := range containers {
 		for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
 			req, hasReq := c.Resources.Requests[name]
@@ -37,7 +37,7 @@ func qosClass(spec *corev1.PodSpec) corev1.PodQOSClass {
 				req, hasReq = lim, true // requests default to limits
 			}
 			if hasReq || hasLim {
-				any = true
+				set = true
 			}
 			if !hasLim || !hasReq || req.Cmp(lim) != 0 {
 				guaranteed = false
@@ -45,7 +45,7 @@ func qosClass(spec *corev1.PodSpec) corev1.PodQOSClass {
 		}
 	}
 	switch {
-	case !any:
+	case !set:
 		return corev1.PodQOSBestEffort
 	case guaranteed:
 		return corev1.PodQOSGuaranteed
