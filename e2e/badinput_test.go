@@ -103,12 +103,17 @@ func TestBadInput(t *testing.T) {
 		{"update missing", "PUT", "/configmaps/missing", "application/json", `{"metadata":{"name":"missing"}}`, 404, "NotFound", ""},
 		{"update stale", "PUT", "/configmaps/target", "application/json", `{"metadata":{"name":"target","resourceVersion":"1"}}`, 409, "Conflict", "the object has been modified"},
 		{"update other uid", "PUT", "/configmaps/target", "application/json", `{"metadata":{"name":"target","uid":"6a1c1bd6-0000-4000-8000-000000000000"}}`, 409, "Conflict", "Precondition failed: UID"},
+		{"immutable secret data", "PATCH", "/secrets/frozen", "application/merge-patch+json", `{"data":{"k":"dzI="}}`, 422, "Invalid", "field is immutable when `immutable` is set"},
+		{"immutable secret type", "PATCH", "/secrets/frozen", "application/merge-patch+json", `{"type":"kubernetes.io/tls"}`, 422, "Invalid", "type"},
 		{"bad delete options", "DELETE", "/configmaps/target", "application/json", `{"propagationPolicy":"Sometimes"}`, 422, "Invalid", ""},
 		{"bad grace period", "DELETE", "/configmaps/target?gracePeriodSeconds=soon", "", ``, 400, "BadRequest", ""},
 		{"scale negative", "PUT", "/replicationcontrollers/none/scale", "application/json", `{"spec":{"replicas":-1},"metadata":{"name":"none"}}`, 404, "NotFound", ""},
 	}
 	if code, body := do(t, "POST", ns+"/configmaps", "application/json", []byte(`{"metadata":{"name":"target"},"data":{"k":"v"}}`)); code != 201 {
 		t.Fatalf("create target: %d %s", code, body)
+	}
+	if code, body := do(t, "POST", ns+"/secrets", "application/json", []byte(`{"metadata":{"name":"frozen"},"immutable":true,"data":{"k":"dg=="}}`)); code != 201 {
+		t.Fatalf("create frozen: %d %s", code, body)
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
