@@ -40,6 +40,16 @@ func newCodecs(scheme *runtime.Scheme) *codecs {
 
 // readBody reads a request body within kube-apiserver's size limit.
 func readBody(r *http.Request) ([]byte, error) {
+	if n := r.ContentLength; n > maxBodyBytes {
+		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", maxBodyBytes))
+	} else if n > 0 {
+		// The usual case: read exactly the announced length, in one buffer.
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, badRequest("reading the request body: %v", err)
+		}
+		return body, nil
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
 	if err != nil {
 		return nil, badRequest("reading the request body: %v", err)
