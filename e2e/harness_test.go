@@ -25,18 +25,14 @@ var (
 	binPath string
 	binErr  error
 
-	sharedOnce sync.Once
-	shared     *pgkube
-	sharedErr  error
+	sharedMu    sync.Mutex
+	shared      *pgkube
+	sharedUsers = map[string]bool{} // tests that have used the current shared server
 )
 
 func TestMain(m *testing.M) {
 	pgtest.SetTemplate(migrations.ApplyURL)
-	code := pgtest.Main(m, func() {
-		if shared != nil {
-			shared.stop()
-		}
-	})
+	code := pgtest.Main(m, stopShared)
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
 	}
@@ -179,23 +175,37 @@ func (p *pgkube) kill() {
 
 // sharedServer is one `pgkube up` on the shared PostgreSQL for every test
 // that does not need a server of its own.
+//
+// Tests use fixed names on it, so when a test asks for it a second time
+// (go test -count=N), a fresh server with a fresh database replaces it.
 func sharedServer(t testing.TB) *pgkube {
-	sharedOnce.Do(func() {
-		url := sharedDatabase()
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if sharedUsers[t.Name()] && shared != nil {
+		stopShared()
+		sharedUsers = map[string]bool{}
+	}
+	sharedUsers[t.Name()] = true
+	if shared == nil {
 		dir, err := os.MkdirTemp("", "pgkube-shared-")
 		if err != nil {
-			sharedErr = err
-			return
+			t.Fatal(err)
 		}
-		shared = startUp(t, dir, freePort(t), url)
-	})
-	if sharedErr != nil {
-		t.Fatal(sharedErr)
-	}
-	if shared == nil {
-		t.Fatal("shared pgkube did not start")
+		shared = startUp(t, dir, freePort(t), sharedDatabase())
 	}
 	return shared
+}
+
+// stopShared stops the shared server, if any, and removes its directory.
+func stopShared() {
+	if shared == nil {
+		return
+	}
+	if err := shared.stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: stopping the shared server:", err)
+	}
+	os.RemoveAll(shared.dataDir)
+	shared = nil
 }
 
 // sharedDatabase creates the shared server's database outside any one test,
