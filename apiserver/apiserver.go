@@ -19,6 +19,7 @@ import (
 	"github.com/pgkube/pgkube/server"
 	"github.com/pgkube/pgkube/storage"
 	"github.com/pgkube/pgkube/watch"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // Options configure an API server process.
@@ -112,8 +113,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	// derive from it.
 	base, stop := context.WithCancel(context.Background())
 	srv = server.New(server.Config{
-		Store: store, Registry: reg, Watch: hub, Services: services, BookmarkInterval: opts.WatchBookmarkInterval,
-		Admission: admission.Chain{nsLifecycle}, Stopping: base,
+		Store: store, Registry: reg, Watch: hub, BookmarkInterval: opts.WatchBookmarkInterval,
+		WriteHooks: map[schema.GroupResource]server.WriteHook{{Resource: "services"}: services},
+		Admission:  admission.Chain{nsLifecycle}, Stopping: base,
 	})
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {

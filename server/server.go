@@ -18,6 +18,8 @@ import (
 	"github.com/pgkube/pgkube/storage"
 	"github.com/pgkube/pgkube/watch"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/version"
 )
 
@@ -27,7 +29,9 @@ type Config struct {
 	Registry  *registry.Registry
 	Admission admission.Chain
 	Watch     *watch.Hub
-	Services  *ServiceAllocator
+	// WriteHooks run before a resource's writes reach storage, for what
+	// must be claimed outside the object itself (a Service's IPs and ports).
+	WriteHooks map[schema.GroupResource]WriteHook
 	// Cluster is the logical cluster unprefixed URLs address.
 	Cluster string
 	// Stopping ends when the server shuts down. Watches that take their
@@ -37,6 +41,14 @@ type Config struct {
 	// BookmarkInterval is how often watches that allow bookmarks get one.
 	// kube-apiserver promises about once a minute; default 30s.
 	BookmarkInterval time.Duration
+}
+
+// WriteHook prepares a write of one resource: it may fill fields of obj
+// (old is the version replaced, nil on create) and claim what they name.
+// The returned function learns whether the write was stored, to keep or
+// release the claims.
+type WriteHook interface {
+	BeforeWrite(ctx context.Context, cluster string, obj, old runtime.Object, deleting bool) (after func(ok bool), err error)
 }
 
 // Server serves the Kubernetes API.

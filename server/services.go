@@ -61,44 +61,38 @@ const (
 // claim is one allocated value; release undoes it.
 type claim struct{ kind, value string }
 
-// allocate claims the IPs and ports a Service write needs and returns a
-// function to call once the write's outcome is known: on failure it frees
-// what was claimed, on success what the old version held and the new one no
-// longer does.
-func (s *Server) allocate(c *call, obj, old runtime.Object, op storage.Op) (func(ok bool), error) {
-	a := s.cfg.Services
-	if a == nil || c.res.Group != "" || c.res.Resource != "services" {
-		return func(bool) {}, nil
-	}
+// BeforeWrite claims the IPs and ports a Service write needs (filling them
+// into the object) and returns a function to call once the write's outcome
+// is known: on failure it frees what was claimed, on success what the old
+// version held and the new one no longer does.
+func (a *ServiceAllocator) BeforeWrite(ctx context.Context, cluster string, obj, old runtime.Object, deleting bool) (func(ok bool), error) {
 	svc := obj.(*corev1.Service)
 	// The uid makes the owner one incarnation of the Service: a racing
 	// create of the same name cannot share, or free, this one's claims.
 	owner := svc.Namespace + "/" + svc.Name + "/" + string(svc.UID)
+	var oldSvc *corev1.Service
 	var oldClaims []claim
 	if old != nil {
-		oldClaims = serviceClaims(old.(*corev1.Service))
+		oldSvc = old.(*corev1.Service)
+		oldClaims = serviceClaims(oldSvc)
 	}
-	if op == storage.Delete {
+	after := context.WithoutCancel(ctx)
+	if deleting {
 		return func(ok bool) {
 			if ok {
-				a.release(context.WithoutCancel(c.ctx), c.cluster, owner, oldClaims)
+				a.release(after, cluster, owner, oldClaims)
 			}
 		}, nil
 	}
-	var oldSvc *corev1.Service
-	if old != nil {
-		oldSvc = old.(*corev1.Service)
-	}
-	if err := a.fill(c.ctx, c.cluster, owner, svc, oldSvc); err != nil {
+	if err := a.fill(ctx, cluster, owner, svc, oldSvc); err != nil {
 		return nil, err
 	}
 	newClaims := serviceClaims(svc)
 	return func(ok bool) {
-		ctx := context.WithoutCancel(c.ctx)
 		if ok {
-			a.release(ctx, c.cluster, owner, minus(oldClaims, newClaims))
+			a.release(after, cluster, owner, minus(oldClaims, newClaims))
 		} else {
-			a.release(ctx, c.cluster, owner, minus(newClaims, oldClaims))
+			a.release(after, cluster, owner, minus(newClaims, oldClaims))
 		}
 	}, nil
 }

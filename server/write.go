@@ -97,13 +97,23 @@ func (s *Server) store(c *call, obj, old runtime.Object, op storage.Op, expectRV
 	if isDryRun(c.r) {
 		return storage.Object{}, nil
 	}
-	release, err := s.allocate(c, obj, old, op)
+	release, err := s.beforeWrite(c, obj, old, op)
 	if err != nil {
 		return storage.Object{}, err
 	}
 	stored, err := s.write(c, obj, op, expectRV, s.encodeForStorage(c.res, obj))
 	release(err == nil)
 	return stored, err
+}
+
+// beforeWrite runs the resource's write hook, if it has one; the returned
+// function must be told whether the write succeeded.
+func (s *Server) beforeWrite(c *call, obj, old runtime.Object, op storage.Op) (func(ok bool), error) {
+	hook := s.cfg.WriteHooks[c.gr()]
+	if hook == nil {
+		return func(bool) {}, nil
+	}
+	return hook.BeforeWrite(c.ctx, c.cluster, obj, old, op == storage.Delete)
 }
 
 // write hands one encoded object to storage.
@@ -180,8 +190,8 @@ func (s *Server) updateObject(c *call, namespace, name string, change mutation) 
 		if isDryRun(c.r) {
 			return obj, storage.Object{}, nil
 		}
-		// Allocation may fill fields (a Service's IPs): before encoding.
-		release, err := s.allocate(c, obj, cur, op)
+		// Write hooks may fill fields (a Service's IPs): before encoding.
+		release, err := s.beforeWrite(c, obj, cur, op)
 		if err != nil {
 			return nil, storage.Object{}, err
 		}
