@@ -20,16 +20,6 @@ func TestMain(m *testing.M) {
 	os.Exit(pgtest.Main(m))
 }
 
-func newPool(t *testing.T, url string) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
 type appliedRow struct {
 	Version   int
 	Name      string
@@ -107,7 +97,7 @@ func TestLoad(t *testing.T) {
 
 func TestCurrentOnEmptyDatabase(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t, pgtest.NewDatabase(t))
+	pool := pgtest.Pool(t, pgtest.NewDatabase(t))
 	v, err := Current(context.Background(), pool)
 	if err != nil {
 		t.Fatalf("Current on an empty database: %v", err)
@@ -120,7 +110,7 @@ func TestCurrentOnEmptyDatabase(t *testing.T) {
 func TestApplyEmptyDatabase(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := newPool(t, pgtest.NewDatabase(t))
+	pool := pgtest.Pool(t, pgtest.NewDatabase(t))
 	if tableExists(t, pool, "objects") {
 		t.Fatal("fresh database already has an objects table; the test would prove nothing")
 	}
@@ -170,7 +160,7 @@ func TestApplyEmptyDatabase(t *testing.T) {
 func TestApplyTwiceIsNoop(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := newPool(t, pgtest.NewDatabase(t))
+	pool := pgtest.Pool(t, pgtest.NewDatabase(t))
 	if err := Apply(ctx, pool); err != nil {
 		t.Fatalf("first Apply: %v", err)
 	}
@@ -209,7 +199,7 @@ func TestApplyConcurrent(t *testing.T) {
 	const n = 8
 	pools := make([]*pgxpool.Pool, n)
 	for i := range pools {
-		pools[i] = newPool(t, url)
+		pools[i] = pgtest.Pool(t, url)
 		// Open the connection up front, so that the calls below really
 		// start together rather than staggered by connection setup.
 		if err := pools[i].Ping(ctx); err != nil {
@@ -241,7 +231,7 @@ func TestApplyConcurrent(t *testing.T) {
 // A cancelled Apply reports the error and leaves nothing half-applied.
 func TestApplyCancelled(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t, pgtest.NewDatabase(t))
+	pool := pgtest.Pool(t, pgtest.NewDatabase(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := Apply(ctx, pool); err == nil {

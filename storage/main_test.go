@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/pgkube/pgkube/internal/pgtest"
 	"github.com/pgkube/pgkube/migrations"
 )
@@ -20,22 +18,10 @@ func TestMain(m *testing.M) {
 	os.Exit(pgtest.Main(m))
 }
 
-// newPool connects to url; the pool is closed when the test ends, before
-// pgtest drops the database.
-func newPool(t testing.TB, url string) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
 // newStore gives the test a Store on a fresh, migrated database.
 func newStore(t testing.TB, opts ...Option) *Store {
 	t.Helper()
-	return New(newPool(t, pgtest.NewDatabase(t)), opts...)
+	return New(pgtest.Pool(t, pgtest.NewDatabase(t)), opts...)
 }
 
 // payload is what the tests store: the key, the resourceVersion Encode was

@@ -39,7 +39,7 @@ func TestCommitOrder(t *testing.T) {
 			}
 		})
 	}
-	stores := []*Store{New(newPool(t, url), onCommit()), New(newPool(t, url), onCommit())}
+	stores := []*Store{New(pgtest.Pool(t, url), onCommit()), New(pgtest.Pool(t, url), onCommit())}
 	if err := stores[0].EnsureCluster(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}

@@ -30,11 +30,7 @@ type env struct {
 
 func newEnv(t *testing.T, url string, opts Options) *env {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := pgtest.Pool(t, url)
 	e := &env{url: url, pool: pool}
 	e.store = storage.New(pool, storage.OnCommit(func(c string, o []storage.Object) { e.hub.Committed(c, o) }))
 	e.hub = NewHub(e.store, opts)

@@ -258,3 +258,15 @@ func (s *server) cleanup() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Pool connects to url; the pool is closed when the test ends, before the
+// database is dropped.
+func Pool(t testing.TB, url string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatalf("pgtest: connect: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
