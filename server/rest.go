@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -83,18 +84,16 @@ func (s *Server) dispatch(c *call) error {
 			return notFoundPath(c.r)
 		}
 		return s.serveScale(c)
-	case "binding":
-		if c.res.Resource != "pods" || ri.Verb != "create" {
-			return notFoundPath(c.r)
-		}
-		return s.bindPod(c)
-	case "finalize":
-		if c.res.Resource != "namespaces" || ri.Verb != "update" {
-			return notFoundPath(c.r)
-		}
-		return s.finalizeNamespace(c)
 	default:
-		return notFoundPath(c.r)
+		// Other subresources are served where the registry lists them.
+		h, ok := subresourceHandlers[ri.Subresource]
+		if !ok || !slices.Contains(c.res.Subresources, ri.Subresource) {
+			return notFoundPath(c.r)
+		}
+		if ri.Verb != h.verb {
+			return methodNotAllowed(c)
+		}
+		return h.serve(s, c)
 	}
 	if ri.Subresource == "status" && ri.Verb != "get" && ri.Verb != "update" && ri.Verb != "patch" {
 		return methodNotAllowed(c)
@@ -121,6 +120,16 @@ func (s *Server) dispatch(c *call) error {
 		return s.deleteCollection(c)
 	}
 	return methodNotAllowed(c)
+}
+
+// subresourceHandlers serve the special subresources by name, each for one
+// verb; which resources have them is the registry's data.
+var subresourceHandlers = map[string]struct {
+	verb  string
+	serve func(*Server, *call) error
+}{
+	"binding":  {"create", (*Server).bindPod},
+	"finalize": {"update", (*Server).finalizeNamespace},
 }
 
 func methodNotAllowed(c *call) error {
