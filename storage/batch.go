@@ -194,6 +194,10 @@ func (s *Store) runBatch(ctx context.Context, cluster string, live []*pending) (
 			continue
 		}
 		data, err := encode(w, rv+1)
+		var stored []byte
+		if err == nil {
+			stored, err = s.seal(cluster, w.Key, data)
+		}
 		if err != nil {
 			p.err = err
 			continue
@@ -215,7 +219,7 @@ func (s *Store) runBatch(ctx context.Context, cluster string, live []*pending) (
 		labels, fields := nonNil(w.Labels), nonNil(w.Fields)
 		second.Queue(`INSERT INTO objects (cluster, rv, resource, namespace, name, prev_rv, superseded_rv, deleted, labels, fields, data)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-			cluster, rv, w.Key.Resource, w.Key.Namespace, w.Key.Name, prev, superseded, w.Op == Delete, labels, fields, data)
+			cluster, rv, w.Key.Resource, w.Key.Namespace, w.Key.Name, prev, superseded, w.Op == Delete, labels, fields, stored)
 		p.res = Object{Key: w.Key, RV: rv, Deleted: w.Op == Delete, Labels: labels, Fields: fields, Data: data}
 		committed = append(committed, p.res)
 	}

@@ -69,8 +69,14 @@ func (s *Store) readChanges(ctx context.Context, cluster string, resources []str
 			rows.Close()
 			return nil, err
 		}
-		if prevRV != nil {
-			c.Prev = &Object{Key: c.Key, RV: *prevRV, Labels: prevLabels, Fields: prevFields, Data: prevBytes}
+		var err error
+		if c.Data, err = s.open(cluster, c.Key, c.Data); err == nil && prevRV != nil {
+			c.Prev = &Object{Key: c.Key, RV: *prevRV, Labels: prevLabels, Fields: prevFields}
+			c.Prev.Data, err = s.open(cluster, c.Key, prevBytes)
+		}
+		if err != nil {
+			rows.Close()
+			return nil, err
 		}
 		out = append(out, c)
 	}

@@ -125,12 +125,15 @@ func (s *Store) List(ctx context.Context, cluster string, opts ListOptions) (Lis
 			if opts.Visit != nil {
 				var raw pgtype.DriverBytes
 				if err = rows.Scan(&o.Namespace, &o.Name, &o.RV, &raw); err == nil {
-					o.Data = raw
-					err = opts.Visit(&o)
+					if o.Data, err = s.open(cluster, o.Key, raw); err == nil {
+						err = opts.Visit(&o)
+					}
 					o.Data = nil
 				}
 			} else if err = rows.Scan(&o.Namespace, &o.Name, &o.RV, &o.Labels, &o.Fields, &o.Data); err == nil {
-				res.Items = append(res.Items, o)
+				if o.Data, err = s.open(cluster, o.Key, o.Data); err == nil {
+					res.Items = append(res.Items, o)
+				}
 			}
 			if err != nil {
 				rows.Close()

@@ -65,6 +65,7 @@ type Store struct {
 	// observe, if set, is told how long each storage operation took.
 	observe func(op string, d time.Duration)
 	recent  *recent
+	crypt   Transformer
 }
 
 // ObserveLatency registers a function told the duration of every storage
@@ -117,6 +118,9 @@ func (s *Store) Get(ctx context.Context, cluster string, key Key) (Object, error
 	}
 	if err != nil {
 		return Object{}, fmt.Errorf("get %s: %w", key, err)
+	}
+	if o.Data, err = s.open(cluster, key, o.Data); err != nil {
+		return Object{}, err
 	}
 	return o, nil
 }
