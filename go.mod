@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/go-chi/chi/v5 v5.5.0
+	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/google/gnostic-models v0.7.0
 	github.com/jackc/pgx/v5 v5.13.0
 	google.golang.org/protobuf v1.36.12-0.20260120151049-f2248ac996af
