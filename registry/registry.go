@@ -62,6 +62,10 @@ type Resource struct {
 	PendingFinalizers func(obj runtime.Object) bool
 	// Subresources served besides status and scale, e.g. "binding" for pods.
 	Subresources []string
+	// CreateOnly: the resource is a question asked by creating it
+	// (TokenReview, SubjectAccessReview); nothing is stored and create is
+	// its only verb.
+	CreateOnly bool
 }
 
 // ScaleInfo locates the replica counts for the scale subresource.
@@ -95,6 +99,9 @@ func (r *Resource) HoldsDeletion(obj runtime.Object) bool {
 
 // Verbs served on the main resource.
 func (r *Resource) Verbs() []string {
+	if r.CreateOnly {
+		return []string{"create"}
+	}
 	return []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
 }
 

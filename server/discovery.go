@@ -123,6 +123,8 @@ func subresourcesOf(res *registry.Resource) []subresource {
 		switch name {
 		case "binding":
 			out = append(out, subresource{name: name, kind: "Binding", verbs: []string{"create"}})
+		case "token":
+			out = append(out, subresource{name: name, kind: "TokenRequest", group: "authentication.k8s.io", version: "v1", verbs: []string{"create"}})
 		case "finalize":
 			out = append(out, subresource{name: name, kind: res.Kind, verbs: []string{"update"}})
 		}

@@ -65,6 +65,9 @@ func (s *Server) openAPIV2(w http.ResponseWriter, r *http.Request) {
 		for _, g := range s.cfg.Registry.Groups() {
 			for _, v := range g.Versions {
 				for _, res := range s.cfg.Registry.Resources(g.Name, v) {
+					if res.CreateOnly {
+						continue
+					}
 					doc.Paths.Path = append(doc.Paths.Path, &openapiv2.NamedPathItem{
 						Name:  resourcePath(res),
 						Value: &openapiv2.PathItem{Patch: patchOperationV2(res)},
@@ -120,6 +123,9 @@ func patchOperationV2(res *registry.Resource) *openapiv2.Operation {
 func (s *Server) openAPIV3Doc(group, version string) map[string]any {
 	paths := map[string]any{}
 	for _, res := range s.cfg.Registry.Resources(group, version) {
+		if res.CreateOnly {
+			continue
+		}
 		paths[resourcePath(res)] = map[string]any{
 			"patch": map[string]any{
 				"operationId": "patch" + res.Kind,

@@ -73,6 +73,12 @@ func (c *call) flushWarnings() {
 
 func (s *Server) dispatch(c *call) error {
 	ri := c.ri
+	if c.res.CreateOnly {
+		if ri.Verb != "create" || ri.Name != "" || ri.Subresource != "" {
+			return methodNotAllowed(c)
+		}
+		return s.createVirtual(c)
+	}
 	switch ri.Subresource {
 	case "":
 	case "status":
@@ -130,6 +136,7 @@ var subresourceHandlers = map[string]struct {
 }{
 	"binding":  {"create", (*Server).bindPod},
 	"finalize": {"update", (*Server).finalizeNamespace},
+	"token":    {"create", (*Server).createVirtual},
 }
 
 func methodNotAllowed(c *call) error {

@@ -13,6 +13,9 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/pgkube/pgkube/admission"
+	"github.com/pgkube/pgkube/audit"
+	"github.com/pgkube/pgkube/authn"
+	"github.com/pgkube/pgkube/authz"
 	"github.com/pgkube/pgkube/migrations"
 	"github.com/pgkube/pgkube/registry"
 	"github.com/pgkube/pgkube/storage"
@@ -41,6 +44,24 @@ type Config struct {
 	// BookmarkInterval is how often watches that allow bookmarks get one.
 	// kube-apiserver promises about once a minute; default 30s.
 	BookmarkInterval time.Duration
+
+	// Authenticator says who sent a request; nil lets everyone in
+	// unauthenticated (tests of the REST layer alone).
+	Authenticator authn.Authenticator
+	// Authorizer decides what they may do; nil allows everything.
+	Authorizer authz.Authorizer
+	// APIAudiences are the audiences a token must be for to be accepted by
+	// the API itself.
+	APIAudiences []string
+	// Audit, if set, gets one event per request.
+	Audit audit.Sink
+	// Virtual serves creates of resources and subresources that are not
+	// stored (reviews, token requests), keyed "group/resource[/subresource]".
+	Virtual map[string]VirtualCreate
+	// Paths are further non-resource GET endpoints (service-account issuer
+	// discovery), served behind authentication and authorization like the
+	// rest.
+	Paths map[string]http.HandlerFunc
 }
 
 // WriteHook prepares a write of one resource: it may fill fields of obj
@@ -82,7 +103,7 @@ var Version = version.Info{
 // Handler returns the HTTP handler for the whole API.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.metrics.middleware)
+	r.Use(s.recoverer, s.metrics.middleware, s.secure)
 	r.Get("/healthz", s.health(false))
 	r.Get("/livez", s.health(false))
 	r.Get("/readyz", s.health(true))
@@ -94,6 +115,9 @@ func (s *Server) Handler() http.Handler {
 	r.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	r.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	for path, h := range s.cfg.Paths {
+		r.Get(path, h)
+	}
 	r.Get("/openapi/v2", s.openAPIV2)
 	r.Get("/openapi/v3", s.openAPIV3Index)
 	r.Get("/openapi/v3/*", s.openAPIV3)
@@ -185,7 +209,13 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		s.discoveryGroupVersion(w, r, group, version)
 		return
 	}
-	ri, ok := parseResourcePath(group, version, rest, r)
+	var ri requestInfo
+	ok := false
+	if sc := scopeFrom(r.Context()); sc != nil && sc.resource {
+		ri, ok = sc.ri, true
+	} else {
+		ri, ok = parseResourcePath(group, version, rest, r)
+	}
 	if !ok {
 		writeStatusError(w, notFoundPath(r))
 		return
