@@ -5,16 +5,23 @@ package apiserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgkube/pgkube/admission"
+	"github.com/pgkube/pgkube/audit"
+	"github.com/pgkube/pgkube/authn"
+	"github.com/pgkube/pgkube/authz"
+	"github.com/pgkube/pgkube/encryption"
 	"github.com/pgkube/pgkube/migrations"
+	"github.com/pgkube/pgkube/pki"
 	"github.com/pgkube/pgkube/registry"
 	"github.com/pgkube/pgkube/server"
 	"github.com/pgkube/pgkube/storage"
@@ -37,7 +44,32 @@ type Options struct {
 	// WatchBookmarkInterval is how often watches that allow bookmarks get
 	// one (default 30s).
 	WatchBookmarkInterval time.Duration
-	Log                   *slog.Logger
+
+	// CertDir holds the cluster CA, the serving certificate, the
+	// service-account signing key and the admin client certificate;
+	// whatever is missing is generated on start (package pki). Processes
+	// serving one database must share it.
+	CertDir string
+	// TokenAuthFile is a static token file (token,user,uid,"groups").
+	TokenAuthFile string
+	// OIDC, when IssuerURL is set, accepts ID tokens of an external issuer.
+	OIDC authn.OIDCOptions
+	// ServiceAccountIssuer is the iss of service-account tokens.
+	ServiceAccountIssuer string
+	// APIAudiences are the audiences a token must carry to be accepted by
+	// the API (default: the service-account issuer).
+	APIAudiences []string
+	// ServiceAccountMaxTokenTTL caps TokenRequest lifetimes (default 48h).
+	ServiceAccountMaxTokenTTL time.Duration
+	// NoAnonymous refuses requests without credentials (401) instead of
+	// serving them as system:anonymous.
+	NoAnonymous bool
+	// EncryptionConfig is an EncryptionConfiguration file: resources to
+	// encrypt at rest and their keys.
+	EncryptionConfig string
+	// AuditLogPath, if set, receives one JSON line per request.
+	AuditLogPath string
+	Log          *slog.Logger
 }
 
 func (o *Options) defaults() {
@@ -56,6 +88,15 @@ func (o *Options) defaults() {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
+	if o.ServiceAccountIssuer == "" {
+		o.ServiceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
+	}
+	if len(o.APIAudiences) == 0 {
+		o.APIAudiences = []string{o.ServiceAccountIssuer}
+	}
+	if o.ServiceAccountMaxTokenTTL == 0 {
+		o.ServiceAccountMaxTokenTTL = 48 * time.Hour
+	}
 }
 
 // Server is a running API server.
@@ -67,15 +108,32 @@ type Server struct {
 	listener net.Listener
 	handler  http.Handler
 	done     chan struct{}
+	pki      *pki.Bundle
+	auditLog *audit.File
 	// stop cancels every request's context: watches end when the server
 	// shuts down rather than holding Shutdown open.
 	stop context.CancelFunc
 }
 
 // Start connects to the database, applies migrations, bootstraps the
-// cluster's default objects and starts serving.
+// cluster's default objects and policy and starts serving HTTPS.
 func Start(ctx context.Context, opts Options) (*Server, error) {
 	opts.defaults()
+	if opts.CertDir == "" {
+		return nil, errors.New("a certificate directory is required (--cert-dir)")
+	}
+	var crypt *encryption.Transformer
+	if opts.EncryptionConfig != "" {
+		var err error
+		if crypt, err = encryption.Load(opts.EncryptionConfig); err != nil {
+			return nil, err
+		}
+	}
+	host, _, err := net.SplitHostPort(opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %q: %w", opts.Listen, err)
+	}
+
 	cfg, err := pgxpool.ParseConfig(opts.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("database URL: %w", err)
@@ -87,76 +145,192 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
+	s := &Server{opts: opts, pool: pool, done: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			s.cleanup()
+		}
+	}()
 	if err := migrations.Apply(ctx, pool); err != nil {
-		pool.Close()
 		return nil, err
 	}
 	reg, err := registry.New()
 	if err != nil {
-		pool.Close()
 		return nil, err
 	}
 	var hub *watch.Hub
 	var nsLifecycle *admission.NamespaceLifecycle
 	var srv *server.Server
-	store := storage.New(pool, storage.OnCommit(func(cluster string, objs []storage.Object) { hub.Committed(cluster, objs) }),
+	storeOpts := []storage.Option{
+		storage.OnCommit(func(cluster string, objs []storage.Object) { hub.Committed(cluster, objs) }),
 		storage.OnCommit(func(cluster string, objs []storage.Object) { nsLifecycle.Committed(cluster, objs) }),
-		storage.ObserveLatency(func(op string, d time.Duration) { srv.ObserveStorage(op, d) }))
+		storage.ObserveLatency(func(op string, d time.Duration) { srv.ObserveStorage(op, d) }),
+	}
+	if crypt != nil {
+		storeOpts = append(storeOpts, storage.Encrypt(crypt))
+	}
+	store := storage.New(pool, storeOpts...)
+	s.store = store
 	nsLifecycle = admission.NewNamespaceLifecycle(store)
 	hub = watch.NewHub(store, watch.Options{})
 	services, err := server.NewServiceAllocator(store, opts.ServiceCIDR, opts.NodePortRange)
 	if err != nil {
-		pool.Close()
 		return nil, err
 	}
+	bundle, err := pki.Ensure(opts.CertDir, pki.Options{Hosts: []string{host}, ServiceIP: net.ParseIP(services.KubernetesIP())})
+	if err != nil {
+		return nil, err
+	}
+	s.pki = bundle
+	authenticator, tokens, issuer, err := authenticators(opts, bundle, boundLookup{store: store, cluster: "root"})
+	if err != nil {
+		return nil, err
+	}
+
+	rbac := authz.NewRBAC()
+	authorizer := authz.Union{authz.PrivilegedGroups{authn.SystemPrivileged}, rbac}
+	escalation := &authz.Escalation{RBAC: rbac, Authorizer: authorizer}
+	rv := &reviews{store: store, authorizer: authorizer, rbac: rbac, tokens: tokens, issuer: issuer,
+		audiences: opts.APIAudiences, maxTokenTTL: opts.ServiceAccountMaxTokenTTL}
+	if opts.AuditLogPath != "" {
+		if s.auditLog, err = audit.OpenFile(opts.AuditLogPath); err != nil {
+			return nil, err
+		}
+	}
+	var auditSink audit.Sink
+	if s.auditLog != nil {
+		auditSink = s.auditLog
+	}
+
 	// base ends at shutdown: every request's context and the watches
 	// derive from it.
 	base, stop := context.WithCancel(context.Background())
+	s.stop = stop
 	srv = server.New(server.Config{
 		Store: store, Registry: reg, Watch: hub, BookmarkInterval: opts.WatchBookmarkInterval,
 		WriteHooks: map[schema.GroupResource]server.WriteHook{{Resource: "services"}: services},
-		Admission:  admission.Chain{nsLifecycle}, Stopping: base,
+		Admission:  admission.Chain{nsLifecycle, admission.RBACEscalation{Checker: escalation}}, Stopping: base,
+		Authenticator: authenticator, Authorizer: authorizer, APIAudiences: opts.APIAudiences, Audit: auditSink,
+		Virtual: rv.handlers(), Paths: issuerDiscovery(issuer),
 	})
+	s.handler = srv.Handler()
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
-		stop()
-		pool.Close()
 		return nil, fmt.Errorf("listen on %s: %w", opts.Listen, err)
 	}
-	s := &Server{opts: opts, pool: pool, store: store, listener: ln, handler: srv.Handler(), done: make(chan struct{}), stop: stop}
-	if err := s.bootstrap(ctx, services.KubernetesIP()); err != nil {
-		stop()
-		ln.Close()
-		pool.Close()
-		return nil, fmt.Errorf("bootstrap: %w", err)
-	}
+	s.listener = ln
 	listenURL := opts.ListenDatabaseURL
 	if listenURL == "" {
 		listenURL = opts.DatabaseURL
 	}
 	hub.Start(base, pool, listenURL, opts.Log)
-	// HTTP/1.1 and, for clients that speak it without TLS, HTTP/2: many
-	// watches then share one connection.
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
+	if err := s.bootstrap(ctx, services.KubernetesIP()); err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	if err := s.bootstrapPolicy(ctx); err != nil {
+		return nil, fmt.Errorf("bootstrap RBAC policy: %w", err)
+	}
+	// The authorizer's cache must hold the policy before the first
+	// request, and aggregated roles (admin, edit, view) their rules.
+	agg := newAggregator(s, rbac, "root")
+	feed := &policyFeed{store: store, hub: hub, rbac: rbac, cluster: "root", log: opts.Log, rolesChanged: agg.changed}
+	var from int64
+	for pass, settled := 0, false; !settled; pass++ {
+		if pass == 10 {
+			return nil, errors.New("aggregated ClusterRoles do not settle")
+		}
+		if from, err = feed.load(ctx); err != nil {
+			return nil, err
+		}
+		n, err := agg.pass(ctx)
+		if err != nil {
+			return nil, err
+		}
+		settled = n == 0
+	}
+	go feed.run(base, from)
+	go agg.run(base)
+	if crypt != nil {
+		go s.reencrypt(base, crypt)
+	}
+
+	tlsConfig := &tls.Config{
+		Certificates: []tls.Certificate{bundle.ServingCert},
+		ClientCAs:    bundle.ClientCAs(),
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"h2", "http/1.1"},
+	}
 	s.http = &http.Server{Handler: s.handler, ReadHeaderTimeout: 30 * time.Second, MaxHeaderBytes: 1 << 20,
-		BaseContext: func(net.Listener) context.Context { return base }, Protocols: &protocols}
+		BaseContext: func(net.Listener) context.Context { return base }, TLSConfig: tlsConfig,
+		ErrorLog: slog.NewLogLogger(opts.Log.Handler(), slog.LevelDebug)}
 	go func() {
 		defer close(s.done)
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.http.Serve(tls.NewListener(ln, tlsConfig)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			opts.Log.Error("serve", "err", err)
 		}
 	}()
 	go s.compactLoop()
+	ok = true
 	return s, nil
+}
+
+// cleanup releases what a failed Start acquired.
+func (s *Server) cleanup() {
+	if s.stop != nil {
+		s.stop()
+	}
+	if s.listener != nil {
+		s.listener.Close()
+	}
+	if s.auditLog != nil {
+		s.auditLog.Close() //nolint:errcheck
+	}
+	s.pool.Close()
+}
+
+// authenticators builds the authentication chain: client certificates,
+// then bearer tokens (static file, service-account JWTs, OIDC), then
+// anonymous. It also returns the token authenticators alone, for
+// TokenReview, and the service-account token issuer.
+func authenticators(opts Options, bundle *pki.Bundle, lookup authn.BoundLookup) (authn.Authenticator, []authn.TokenAuthenticator, *authn.ServiceAccountIssuer, error) {
+	issuer, err := authn.NewServiceAccountIssuer(bundle.ServiceAccountKey, opts.ServiceAccountIssuer)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var tokens []authn.TokenAuthenticator
+	if opts.TokenAuthFile != "" {
+		st, err := authn.LoadTokenFile(opts.TokenAuthFile)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		// Static and OIDC tokens are not minted for an audience; they count
+		// as being for the API's own.
+		tokens = append(tokens, authn.AudienceAgnostic{Implicit: opts.APIAudiences, Token: st})
+	}
+	tokens = append(tokens, authn.ServiceAccountTokens{Issuer: issuer, Lookup: lookup})
+	if opts.OIDC.IssuerURL != "" {
+		o, err := authn.NewOIDC(opts.OIDC)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		tokens = append(tokens, authn.AudienceAgnostic{Implicit: opts.APIAudiences, Token: o})
+	}
+	return authn.Union{
+		Authenticators: []authn.Authenticator{authn.ClientCerts{}, authn.Bearer{Tokens: tokens}},
+		Anonymous:      !opts.NoAnonymous,
+	}, tokens, issuer, nil
 }
 
 // Addr is where the server listens.
 func (s *Server) Addr() string { return s.listener.Addr().String() }
 
 // URL is the server's base URL.
-func (s *Server) URL() string { return "http://" + s.Addr() }
+func (s *Server) URL() string { return "https://" + s.Addr() }
+
+// PKI is the server's certificates and keys.
+func (s *Server) PKI() *pki.Bundle { return s.pki }
 
 // Shutdown stops accepting requests, ends watches and closes the database.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -167,6 +341,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	<-s.done
 	s.pool.Close()
+	if s.auditLog != nil {
+		if cerr := s.auditLog.Close(); err == nil {
+			err = cerr
+		}
+	}
 	return err
 }
 
@@ -187,5 +366,39 @@ func (s *Server) compactLoop() {
 			}
 			cancel()
 		}
+	}
+}
+
+// reencrypt rewrites data stored under an old key or in the clear, so that
+// after a key rotation the old key can be dropped. Every process does it;
+// a row rewritten by one is skipped by the others.
+func (s *Server) reencrypt(ctx context.Context, crypt *encryption.Transformer) {
+	for _, res := range crypt.Resources() {
+		n, err := s.store.Reencrypt(ctx, res)
+		if err != nil && ctx.Err() == nil {
+			s.opts.Log.Warn("re-encryption", "resource", res, "err", err)
+			continue
+		}
+		if n > 0 {
+			s.opts.Log.Info("re-encrypted stored objects under the current key", "resource", res, "rows", n)
+		}
+	}
+}
+
+// issuerDiscovery serves the service-account issuer's OpenID metadata and
+// keys, so systems outside the cluster can verify pgkube's tokens.
+func issuerDiscovery(issuer *authn.ServiceAccountIssuer) map[string]http.HandlerFunc {
+	config := issuer.OpenIDConfiguration(strings.TrimSuffix(issuer.Issuer(), "/") + "/openid/v1/jwks")
+	keys := issuer.JWKS()
+	serve := func(body []byte, contentType string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", contentType)
+			w.Header().Set("Cache-Control", "public, max-age=3600")
+			w.Write(body) //nolint:errcheck
+		}
+	}
+	return map[string]http.HandlerFunc{
+		"/.well-known/openid-configuration": serve(config, "application/json"),
+		"/openid/v1/jwks":                   serve(keys, "application/jwk-set+json"),
 	}
 }

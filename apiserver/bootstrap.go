@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pgkube/pgkube/authn"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -115,8 +116,19 @@ func (s *Server) call(ctx context.Context, method, path string, obj any) (int, s
 			return 0, "", err
 		}
 	}
-	req := httptest.NewRequest(method, path, bytes.NewReader(body)).WithContext(ctx)
-	req.Header.Set("Content-Type", "application/json")
+	return s.callRaw(ctx, method, path, "application/json", body)
+}
+
+// apiserverUser is who the server's own requests come from: a member of
+// system:masters, as kube-apiserver's loopback client is.
+var apiserverUser = authn.User{Name: "system:apiserver", Groups: []string{authn.SystemPrivileged, authn.AllAuthenticated}}
+
+// callRaw runs a request through the full handler in process, as the
+// server itself.
+func (s *Server) callRaw(ctx context.Context, method, path, contentType string, body []byte) (int, string, error) {
+	u := apiserverUser
+	req := httptest.NewRequest(method, path, bytes.NewReader(body)).WithContext(authn.WithUser(ctx, &u))
+	req.Header.Set("Content-Type", contentType)
 	rec := httptest.NewRecorder()
 	s.handler.ServeHTTP(rec, req)
 	return rec.Code, rec.Body.String(), nil

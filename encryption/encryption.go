@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -249,4 +250,14 @@ func NewConfig() ([]byte, error) {
 		},
 	}}}
 	return yaml.Marshal(c)
+}
+
+// Resources lists the storage resources the configuration covers.
+func (t *Transformer) Resources() []string {
+	out := make([]string, 0, len(t.rules))
+	for r := range t.rules {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -76,6 +78,28 @@ func serverFlags(fs *flag.FlagSet, o *apiserver.Options) {
 	fs.StringVar(&o.NodePortRange, "service-node-port-range", "30000-32767", "range of Service NodePorts")
 	fs.DurationVar(&o.HistoryRetention, "history-retention", 5*time.Minute, "how long superseded versions stay readable")
 	fs.DurationVar(&o.WatchBookmarkInterval, "watch-bookmark-interval", 30*time.Second, "how often watches that allow bookmarks get one")
+	fs.StringVar(&o.CertDir, "cert-dir", "", "directory of the cluster CA, serving certificate and service-account key (generated when missing)")
+	fs.StringVar(&o.TokenAuthFile, "token-auth-file", "", "static bearer tokens, CSV: token,user,uid,\"group1,group2\"")
+	fs.StringVar(&o.OIDC.IssuerURL, "oidc-issuer-url", "", "accept ID tokens from this OpenID Connect issuer (https)")
+	fs.StringVar(&o.OIDC.ClientID, "oidc-client-id", "", "audience OIDC tokens must carry")
+	fs.StringVar(&o.OIDC.CAFile, "oidc-ca-file", "", "CA bundle for the OIDC issuer's certificate (default: system roots)")
+	fs.StringVar(&o.OIDC.UsernameClaim, "oidc-username-claim", "sub", "OIDC claim naming the user")
+	fs.StringVar(&o.OIDC.UsernamePrefix, "oidc-username-prefix", "", "prefix of OIDC user names (default: issuer URL + \"#\" unless the claim is email; \"-\" for none)")
+	fs.StringVar(&o.OIDC.GroupsClaim, "oidc-groups-claim", "", "OIDC claim listing the user's groups")
+	fs.StringVar(&o.OIDC.GroupsPrefix, "oidc-groups-prefix", "", "prefix of OIDC group names")
+	fs.StringVar(&o.ServiceAccountIssuer, "service-account-issuer", "https://kubernetes.default.svc.cluster.local", "iss of service-account tokens")
+	fs.Func("api-audiences", "comma-separated audiences the API accepts tokens for (default: the service-account issuer)", func(v string) error {
+		o.APIAudiences = strings.Split(v, ",")
+		return nil
+	})
+	fs.DurationVar(&o.ServiceAccountMaxTokenTTL, "service-account-max-token-expiration", 48*time.Hour, "longest lifetime of a requested token")
+	fs.BoolFunc("anonymous-auth", "serve requests without credentials as system:anonymous (default true)", func(v string) error {
+		b, err := strconv.ParseBool(v)
+		o.NoAnonymous = !b
+		return err
+	})
+	fs.StringVar(&o.EncryptionConfig, "encryption-provider-config", "", "EncryptionConfiguration file: resources encrypted at rest and their keys")
+	fs.StringVar(&o.AuditLogPath, "audit-log-path", "", "file receiving one JSON audit event per request")
 }
 
 func runAPIServer(ctx context.Context, args []string) error {
@@ -85,6 +109,9 @@ func runAPIServer(ctx context.Context, args []string) error {
 	fs.Parse(args) //nolint:errcheck // ExitOnError
 	if o.DatabaseURL == "" {
 		return fmt.Errorf("--database-url is required")
+	}
+	if o.CertDir == "" {
+		return fmt.Errorf("--cert-dir is required: processes serving one database share its CA and service-account key")
 	}
 	o.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	s, err := apiserver.Start(ctx, o)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/pgkube/pgkube/apiserver"
 	"github.com/pgkube/pgkube/embedpg"
+	"github.com/pgkube/pgkube/encryption"
+	"github.com/pgkube/pgkube/pki"
 )
 
 // runUp starts a whole local cluster: PostgreSQL (embedded unless given),
@@ -45,12 +49,23 @@ func runUp(ctx context.Context, args []string) error {
 		o.DatabaseURL = pg.URL("pgkube")
 		log.Info("embedded PostgreSQL started", "dir", filepath.Join(dir, "postgres"))
 	}
+	if o.CertDir == "" {
+		o.CertDir = filepath.Join(dir, "pki")
+	}
+	if o.EncryptionConfig == "" {
+		if o.EncryptionConfig, err = ensureEncryptionConfig(dir); err != nil {
+			return err
+		}
+	}
+	if o.AuditLogPath == "" {
+		o.AuditLogPath = filepath.Join(dir, "audit.log")
+	}
 	s, err := apiserver.Start(ctx, o)
 	if err != nil {
 		return err
 	}
 	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := writeKubeconfig(kubeconfig, s.URL()); err != nil {
+	if err := writeKubeconfig(kubeconfig, s.URL(), s.PKI()); err != nil {
 		return err
 	}
 	fmt.Printf("pgkube is up at %s\nexport KUBECONFIG=%s\n", s.URL(), kubeconfig)
@@ -75,17 +90,48 @@ func defaultDataDir() string {
 	return ".pgkube"
 }
 
-// writeKubeconfig writes an admin kubeconfig for the server.
-func writeKubeconfig(path, server string) error {
+// ensureEncryptionConfig makes sure the data dir has an encryption config,
+// so Secrets are encrypted at rest from the first start, and returns its
+// path.
+func ensureEncryptionConfig(dir string) (string, error) {
+	path := filepath.Join(dir, "encryption-config.yaml")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	raw, err := encryption.NewConfig()
+	if err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return path, nil // another start made it first
+	}
+	if err != nil {
+		return "", fmt.Errorf("encryption config: %w", err)
+	}
+	if _, err := f.Write(raw); err != nil {
+		f.Close()
+		return "", fmt.Errorf("encryption config: %w", err)
+	}
+	return path, f.Close()
+}
+
+// writeKubeconfig writes an admin kubeconfig for the server: the cluster
+// CA and the admin client certificate (user "admin" in system:masters).
+func writeKubeconfig(path, server string, b *pki.Bundle) error {
+	enc := base64.StdEncoding.EncodeToString
 	cfg := fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
 - name: pgkube
   cluster:
     server: %s
+    certificate-authority-data: %s
 users:
 - name: admin
-  user: {}
+  user:
+    client-certificate-data: %s
+    client-key-data: %s
 contexts:
 - name: pgkube
   context:
@@ -93,7 +139,7 @@ contexts:
     user: admin
     namespace: default
 current-context: pgkube
-`, server)
+`, server, enc(b.CAPEM), enc(b.AdminCertPEM), enc(b.AdminKeyPEM))
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(cfg), 0o600); err != nil {
 		return fmt.Errorf("write kubeconfig: %w", err)
