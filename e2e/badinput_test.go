@@ -34,7 +34,7 @@ func do(t *testing.T, method, url, contentType string, body []byte, headers ...s
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := adminHTTP(t).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,6 +64,7 @@ type pgkube struct {
 	dataDir    string
 	url        string
 	kubeconfig string
+	dbURL      string // empty for the embedded PostgreSQL
 	exited     chan struct{}
 	log        *strings.Builder
 	logMu      sync.Mutex
@@ -96,12 +96,12 @@ func tempDir(t testing.TB) string {
 
 // startUp runs `pgkube up` and waits for /readyz. dbURL may be empty for the
 // embedded PostgreSQL.
-func startUp(t testing.TB, dataDir, listen, dbURL string) *pgkube {
-	args := []string{"up", "--data-dir", dataDir, "--listen", listen}
+func startUp(t testing.TB, dataDir, listen, dbURL string, flags ...string) *pgkube {
+	args := append([]string{"up", "--data-dir", dataDir, "--listen", listen}, flags...)
 	if dbURL != "" {
 		args = append(args, "--database-url", dbURL)
 	}
-	p := &pgkube{dataDir: dataDir, url: "http://" + listen, kubeconfig: filepath.Join(dataDir, "kubeconfig"),
+	p := &pgkube{dataDir: dataDir, url: "https://" + listen, kubeconfig: filepath.Join(dataDir, "kubeconfig"), dbURL: dbURL,
 		exited: make(chan struct{}), log: &strings.Builder{}}
 	p.cmd = exec.Command(pgkubeBinary(t), args...)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -125,13 +125,9 @@ func startUp(t testing.TB, dataDir, listen, dbURL string) *pgkube {
 	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get(p.url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				if _, err := os.Stat(p.kubeconfig); err == nil {
-					return p
-				}
+		if ready(p.url) {
+			if _, err := os.Stat(p.kubeconfig); err == nil {
+				return p
 			}
 		}
 		select {
@@ -191,7 +187,8 @@ func sharedServer(t testing.TB) *pgkube {
 		if err != nil {
 			t.Fatal(err)
 		}
-		shared = startUp(t, dir, freePort(t), sharedDatabase())
+		certs, _ := testCerts(t)
+		shared = startUp(t, dir, freePort(t), sharedDatabase(), "--cert-dir", certs)
 	}
 	return shared
 }

@@ -10,19 +10,23 @@ import (
 	"time"
 )
 
-// TestWatchOverHTTP2 streams a watch over HTTP/2 (cleartext, as without
-// TLS) and over HTTP/1.1 chunked encoding: each event arrives as it happens.
+// TestWatchOverHTTP2 streams a watch over HTTP/2 (negotiated by TLS ALPN,
+// as client-go does) and over HTTP/1.1 chunked encoding, the connection
+// taken over by the server: each event arrives as it happens.
 func TestWatchOverHTTP2(t *testing.T) {
 	srv := sharedServer(t)
 	do(t, "POST", srv.url+"/api/v1/namespaces", "application/json", []byte(`{"metadata":{"name":"h2"}}`))
 	for _, h2 := range []bool{true, false} {
 		var p http.Protocols
 		if h2 {
-			p.SetUnencryptedHTTP2(true)
+			p.SetHTTP2(true)
 		} else {
 			p.SetHTTP1(true)
 		}
-		client := &http.Client{Transport: &http.Transport{Protocols: &p}}
+		// A fresh TLS config: ALPN then offers only the chosen protocol.
+		tlsConfig := adminHTTP(t).Transport.(*http.Transport).TLSClientConfig.Clone()
+		tlsConfig.NextProtos = nil
+		client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig, Protocols: &p}}
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		req, _ := http.NewRequestWithContext(ctx, "GET", srv.url+"/api/v1/namespaces/h2/configmaps?watch=true&resourceVersion=0", nil)
 		resp, err := client.Do(req)

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -20,7 +19,6 @@ import (
 	"k8s.io/client-go/features"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -50,7 +48,8 @@ type apiServerProc struct {
 
 func (p *apiServerProc) start() {
 	p.out = &strings.Builder{}
-	p.cmd = exec.Command(pgkubeBinary(p.t), "apiserver", "--database-url", p.db, "--listen", p.listen)
+	certs, _ := testCerts(p.t)
+	p.cmd = exec.Command(pgkubeBinary(p.t), "apiserver", "--database-url", p.db, "--listen", p.listen, "--cert-dir", certs)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
@@ -58,12 +57,8 @@ func (p *apiServerProc) start() {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get("http://" + p.listen + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+		if ready("https://" + p.listen) {
+			return
 		}
 		if time.Now().After(deadline) {
 			p.t.Fatalf("apiserver not ready:\n%s", p.out)
@@ -94,7 +89,7 @@ func TestInformersSurviveRestarts(t *testing.T) {
 	api := &apiServerProc{t: t, db: pg.URL("pgkube"), listen: freePort(t)}
 	api.start()
 	defer api.kill()
-	cfg := &rest.Config{Host: "http://" + api.listen, QPS: 1000, Burst: 1000}
+	cfg := adminConfig(t, "https://"+api.listen)
 	cs := kubernetes.NewForConfigOrDie(cfg)
 	namespace(t, cs, "inf")
 

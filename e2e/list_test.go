@@ -15,14 +15,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 )
 
 // TestListSemantics covers paging, resourceVersion and resourceVersionMatch
 // as kube-apiserver serves them, including expiry of old snapshots.
 func TestListSemantics(t *testing.T) {
 	url := startAPIServer(t, pgtest.NewDatabase(t), "--history-retention", "1s", "--watch-bookmark-interval", "1s")
-	cs := kubernetes.NewForConfigOrDie(&rest.Config{Host: url, QPS: 1000, Burst: 1000})
+	cs := kubernetes.NewForConfigOrDie(adminConfig(t, url))
 	ctx := context.Background()
 	namespace(t, cs, "lists")
 	cms := cs.CoreV1().ConfigMaps("lists")
@@ -125,7 +124,7 @@ func TestListSemantics(t *testing.T) {
 		cm0, _ := cms.Get(ctx, "cm-0", metav1.GetOptions{})
 		cm0.Data = map[string]string{"t": time.Now().String()}
 		cms.Update(ctx, cm0, metav1.UpdateOptions{}) //nolint:errcheck // just moving time on
-		resp, err := http.Get(url + "/api/v1/namespaces/lists/configmaps?limit=2&continue=" + page.Continue)
+		resp, err := adminHTTP(t).Get(url + "/api/v1/namespaces/lists/configmaps?limit=2&continue=" + page.Continue)
 		if err != nil {
 			t.Fatal(err)
 		}

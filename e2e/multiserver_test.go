@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -17,13 +16,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 )
 
 // startAPIServer runs `pgkube apiserver` on a database and waits for /readyz.
 func startAPIServer(t *testing.T, dbURL string, flags ...string) string {
 	listen := freePort(t)
-	cmd := exec.Command(pgkubeBinary(t), append([]string{"apiserver", "--database-url", dbURL, "--listen", listen}, flags...)...)
+	certs, _ := testCerts(t)
+	cmd := exec.Command(pgkubeBinary(t), append([]string{"apiserver", "--database-url", dbURL, "--listen", listen, "--cert-dir", certs}, flags...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -34,15 +33,11 @@ func startAPIServer(t *testing.T, dbURL string, flags ...string) string {
 		cmd.Process.Signal(os.Interrupt) //nolint:errcheck
 		cmd.Wait()                       //nolint:errcheck
 	})
-	url := "http://" + listen
+	url := "https://" + listen
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return url
-			}
+		if ready(url) {
+			return url
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("apiserver not ready:\n%s", out.String())
@@ -74,7 +69,7 @@ func TestTwoAPIServersOneDatabase(t *testing.T) {
 	ctx := context.Background()
 	clients := make([]kubernetes.Interface, 2)
 	for i, u := range urls {
-		clients[i] = kubernetes.NewForConfigOrDie(&rest.Config{Host: u, QPS: 1000, Burst: 1000})
+		clients[i] = kubernetes.NewForConfigOrDie(adminConfig(t, u))
 	}
 	namespace(t, clients[0], "multi")
 
@@ -205,8 +200,8 @@ func TestUpdatesAcrossServersNeverLoseWrites(t *testing.T) {
 	urls := startAPIServers(t, pgtest.NewDatabase(t), 2)
 	ctx := context.Background()
 	servers := []kubernetes.Interface{
-		kubernetes.NewForConfigOrDie(&rest.Config{Host: urls[0]}),
-		kubernetes.NewForConfigOrDie(&rest.Config{Host: urls[1]}),
+		kubernetes.NewForConfigOrDie(adminConfig(t, urls[0])),
+		kubernetes.NewForConfigOrDie(adminConfig(t, urls[1])),
 	}
 	namespace(t, servers[0], "guess")
 	cm, err := servers[0].CoreV1().ConfigMaps("guess").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c"},

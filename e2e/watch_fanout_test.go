@@ -16,7 +16,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 )
 
 // rawWatch reads a JSON watch stream and records each event's type and
@@ -35,7 +34,7 @@ var rvKey = []byte(`"resourceVersion":"`)
 func startRawWatch(t *testing.T, url string) *rawWatch {
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := adminHTTP(t).Do(req)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -92,7 +91,7 @@ func TestWatchFanOutAcrossServers(t *testing.T) {
 	ctx := context.Background()
 	clients := make([]kubernetes.Interface, len(urls))
 	for i, u := range urls {
-		clients[i] = kubernetes.NewForConfigOrDie(&rest.Config{Host: u, QPS: 5000, Burst: 5000})
+		clients[i] = kubernetes.NewForConfigOrDie(withQPS(adminConfig(t, u), 5000))
 	}
 	namespace(t, clients[0], "fan")
 	start, err := clients[0].CoreV1().ConfigMaps("fan").List(ctx, metav1.ListOptions{})
