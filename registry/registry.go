@@ -44,6 +44,9 @@ type Resource struct {
 	// Fields returns the values of the field selectors the kind supports
 	// besides metadata.name and metadata.namespace.
 	Fields func(obj runtime.Object) map[string]string
+	// Default fills unset fields with kube-apiserver's defaults, on every
+	// write (create, update, patch), before Prepare and validation.
+	Default func(obj runtime.Object)
 	// Prepare adjusts a new object (create) or an update (old non-nil)
 	// before validation: kind-specific server-set fields.
 	Prepare func(obj, old runtime.Object, subresource string)
@@ -127,7 +130,14 @@ func New() (*Registry, error) {
 		return nil, err
 	}
 	reg := &Registry{Scheme: scheme, byGVR: map[schema.GroupVersionResource]*Resource{}}
+	defaults, validators := defaulters(), semanticValidators()
 	for _, r := range builtins() {
+		if d, ok := defaults[r.Kind]; ok && r.Default == nil {
+			r.Default = d
+		}
+		if v, ok := validators[r.Kind]; ok {
+			r.Validate = both(r.Validate, v)
+		}
 		if err := reg.add(r); err != nil {
 			return nil, err
 		}
@@ -228,4 +238,12 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// both runs two validations, either of which may be nil.
+func both(a, b func(obj, old runtime.Object) field.ErrorList) func(obj, old runtime.Object) field.ErrorList {
+	if a == nil {
+		return b
+	}
+	return func(obj, old runtime.Object) field.ErrorList { return append(a(obj, old), b(obj, old)...) }
 }

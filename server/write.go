@@ -63,6 +63,9 @@ func (s *Server) create(c *call) error {
 	if c.res.Status && !c.res.KeepStatusOnCreate {
 		registry.ClearStatus(obj)
 	}
+	if c.res.Default != nil {
+		c.res.Default(obj)
+	}
 	if c.res.Prepare != nil {
 		c.res.Prepare(obj, nil, "")
 	}
@@ -273,6 +276,9 @@ func (s *Server) prepareUpdate(c *call, obj, cur runtime.Object) error {
 		} else if c.ri.Subresource == "" {
 			registry.CopyStatus(obj, cur)
 		}
+	}
+	if c.res.Default != nil {
+		c.res.Default(obj)
 	}
 	if c.res.Prepare != nil {
 		c.res.Prepare(obj, cur, c.ri.Subresource)
