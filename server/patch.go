@@ -2,9 +2,11 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 
+	"github.com/pgkube/pgkube/storage"
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -34,11 +36,13 @@ func (s *Server) patch(c *call) error {
 	pt := types.PatchType(contentType(c.r))
 	switch pt {
 	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType:
+	case types.ApplyYAMLPatchType:
+		return s.serverSideApply(c, body)
 	default:
 		return &apierrors.StatusError{ErrStatus: metav1.Status{
 			Status: metav1.StatusFailure, Code: http.StatusUnsupportedMediaType, Reason: metav1.StatusReasonUnsupportedMediaType,
-			Message: fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s, %s",
-				types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType),
+			Message: fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s, %s, %s",
+				types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType, types.ApplyYAMLPatchType),
 		}}
 	}
 	obj, stored, err := s.updateObject(c, c.ri.Namespace, c.ri.Name, func(cur runtime.Object) (runtime.Object, string, error) {
@@ -138,4 +142,46 @@ func errMessage(err error) string {
 		return se.ErrStatus.Message
 	}
 	return err.Error()
+}
+
+// serverSideApply merges an apply configuration into the object, creating
+// it when it does not exist yet, as kube-apiserver does.
+func (s *Server) serverSideApply(c *call, body []byte) error {
+	c.applied = true
+	obj, stored, err := s.updateObject(c, c.ri.Namespace, c.ri.Name, func(cur runtime.Object) (runtime.Object, string, error) {
+		out, err := s.applyConfiguration(c, body, cur)
+		if err != nil {
+			return nil, "", err
+		}
+		m, _ := meta.Accessor(out)
+		curMeta, _ := meta.Accessor(cur)
+		// A resourceVersion in the configuration is a precondition.
+		rv := m.GetResourceVersion()
+		if rv == curMeta.GetResourceVersion() {
+			rv = ""
+		}
+		m.SetResourceVersion(curMeta.GetResourceVersion())
+		return out, rv, nil
+	})
+	if errors.Is(err, storage.ErrNotFound) || apierrors.IsNotFound(err) {
+		live, err := s.emptyObject(c.res)
+		if err != nil {
+			return err
+		}
+		lm, _ := meta.Accessor(live)
+		lm.SetName(c.ri.Name)
+		lm.SetNamespace(c.ri.Namespace)
+		obj, err := s.applyConfiguration(c, body, live)
+		if err != nil {
+			return err
+		}
+		m, _ := meta.Accessor(obj)
+		m.SetName(c.ri.Name)
+		m.SetResourceVersion("")
+		return s.createObject(c, obj, true)
+	}
+	if err != nil {
+		return err
+	}
+	return s.respondWritten(c, http.StatusOK, obj, stored)
 }

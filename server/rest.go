@@ -32,6 +32,9 @@ type call struct {
 	cluster string
 	// warnings go out as Warning headers, as kube-apiserver sends them.
 	warnings []string
+	// applied: the write is a server-side apply, whose merge maintains
+	// managedFields itself.
+	applied bool
 }
 
 func schemaGR(group, resource string) schema.GroupResource {

@@ -23,6 +23,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/apimachinery/pkg/version"
 )
 
@@ -58,6 +59,10 @@ type Config struct {
 	// Virtual serves creates of resources and subresources that are not
 	// stored (reviews, token requests), keyed "group/resource[/subresource]".
 	Virtual map[string]VirtualCreate
+	// TypeConverter knows every kind's schema for server-side apply and
+	// managedFields (list keys, atomic maps); nil deduces structure from the
+	// objects, which treats every list as atomic.
+	TypeConverter managedfields.TypeConverter
 	// Paths are further non-resource GET endpoints (service-account issuer
 	// discovery), served behind authentication and authorization like the
 	// rest.
@@ -77,6 +82,7 @@ type Server struct {
 	cfg     Config
 	codecs  *codecs
 	metrics *metrics
+	fields  *fieldManagers
 	started time.Time
 }
 
@@ -88,7 +94,8 @@ func New(cfg Config) *Server {
 	if cfg.BookmarkInterval == 0 {
 		cfg.BookmarkInterval = 30 * time.Second
 	}
-	return &Server{cfg: cfg, codecs: newCodecs(cfg.Registry.Scheme), metrics: newMetrics(), started: time.Now()}
+	return &Server{cfg: cfg, codecs: newCodecs(cfg.Registry.Scheme), metrics: newMetrics(), started: time.Now(),
+		fields: newFieldManagers(cfg.Registry.Scheme, cfg.TypeConverter)}
 }
 
 // ObserveStorage feeds storage latencies into /metrics.

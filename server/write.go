@@ -34,6 +34,12 @@ func (s *Server) create(c *call) error {
 	if err != nil {
 		return err
 	}
+	return s.createObject(c, obj, false)
+}
+
+// createObject creates a decoded object; applied says its managedFields
+// were already set by a server-side apply.
+func (s *Server) createObject(c *call, obj runtime.Object, applied bool) error {
 	m, _ := meta.Accessor(obj)
 	if c.res.Namespaced {
 		switch {
@@ -68,6 +74,16 @@ func (s *Server) create(c *call) error {
 	}
 	if c.res.Prepare != nil {
 		c.res.Prepare(obj, nil, "")
+	}
+	if !applied {
+		live, err := s.emptyObject(c.res)
+		if err != nil {
+			return err
+		}
+		if obj, err = s.trackUpdate(c, live, obj); err != nil {
+			return err
+		}
+		m, _ = meta.Accessor(obj)
 	}
 	generated := m.GetName() == "" && m.GetGenerateName() != ""
 	for attempt := 0; ; attempt++ {
@@ -178,6 +194,11 @@ func (s *Server) updateObject(c *call, namespace, name string, change mutation) 
 		}
 		if err := s.prepareUpdate(c, obj, cur); err != nil {
 			return nil, storage.Object{}, err
+		}
+		if !c.applied {
+			if obj, err = s.trackUpdate(c, cur, obj); err != nil {
+				return nil, storage.Object{}, err
+			}
 		}
 		m, _ := meta.Accessor(obj)
 		if err := s.validate(c, obj, cur); err != nil {
