@@ -40,6 +40,13 @@ func (s opStats) pct(p float64) time.Duration {
 	return s.lat[min(max(i, 0), len(s.lat)-1)]
 }
 
+// round is one round of concurrent requests: of the watch section, updates
+// to every watch object; of the RBAC section, gets.
+type round struct {
+	ops    opStats
+	apiCPU float64 // the API server's CPU seconds during the requests
+}
+
 // listStats describes repeated list requests, each run timed whole (all
 // pages for a paginated list).
 type listStats struct {
@@ -73,9 +80,9 @@ func (r results) failed() int {
 // runLoad runs the phases in order: create, get, update, full list,
 // paginated list. Request errors are counted, not fatal, so that one bad
 // request does not hide every other figure; cancellation is fatal.
-func runLoad(ctx context.Context, c config, url string) (results, error) {
+func runLoad(ctx context.Context, c config, api *apiServer) (results, error) {
 	var res results
-	cs, err := newClientset(url, c.workers)
+	cs, err := newClientset(api.url, api.admin, c.workers)
 	if err != nil {
 		return res, err
 	}

@@ -2,9 +2,13 @@
 // issue's targets: it starts a private PostgreSQL and the API server as a
 // separate process (so that the server's memory can be measured on its own),
 // drives it with client-go and prints throughput, latency and memory next to
-// the targets and kube-apiserver's reference figures. A watch section (issue
-// 3, see watch.go) follows: what watchers cost writers, event latency and
-// fan-out, and the memory of idle watchers.
+// the targets and kube-apiserver's reference figures. An RBAC section (see
+// rbac.go) follows: what authorization adds to a get for a user with many
+// RoleBindings. Then a watch section (issue 3, see watch.go): what watchers
+// cost writers, event latency and fan-out, and the memory of idle watchers.
+//
+// The server serves only HTTPS; bench makes its CA and certificates and
+// talks to it as the admin (system:masters) unless a phase says otherwise.
 //
 // A missed target is reported, not treated as failure; bench exits non-zero
 // only if it could not run or requests failed, because then its figures
@@ -26,6 +30,7 @@ import (
 	"syscall"
 
 	"github.com/pgkube/pgkube/embedpg"
+	"github.com/pgkube/pgkube/pki"
 )
 
 type config struct {
@@ -38,6 +43,12 @@ type config struct {
 	binary    string // a prebuilt pgkube binary, instead of building one
 	perfOut   string // if set, a system-wide perf profile of the load
 	keep      bool   // keep the temp dir (logs, data) for inspection
+
+	// The RBAC section, after the load.
+	rbac         bool
+	rbacBindings int // RoleBindings of the RBAC user
+	rbacGets     int // gets per round
+	rbacRounds   int // rounds, each as the admin and as the RBAC user
 
 	// The watch section (issue 3), after the load.
 	watch         bool
@@ -60,6 +71,13 @@ func main() {
 	flag.StringVar(&c.binary, "pgkube", "", "prebuilt pgkube binary to run instead of building ./cmd/pgkube")
 	flag.StringVar(&c.perfOut, "perf", "", "record a system-wide `perf` profile of the load phases to this file")
 	flag.BoolVar(&c.keep, "keep", false, "keep the temp directory (logs, PostgreSQL data) and print its path")
+	flag.BoolVar(&c.rbac, "rbac", true, "run the RBAC section after the load")
+	flag.IntVar(&c.rbacBindings, "rbac-bindings", 50, "RoleBindings of the RBAC section's user; only the last grants its get")
+	// RBAC adds microseconds to a get: rounds of a second or so swung the
+	// difference between the users by ±15% on the shared 2-CPU machine,
+	// rounds of a few seconds kept it within a few percent.
+	flag.IntVar(&c.rbacGets, "rbac-gets", 10000, "gets per round of the RBAC section")
+	flag.IntVar(&c.rbacRounds, "rbac-rounds", 5, "rounds of the RBAC section, each as the admin and as the bound user (the medians are reported)")
 	flag.BoolVar(&c.watch, "watch", true, "run the watch section after the load")
 	flag.IntVar(&c.watchWrites, "watch-writes", 3000, "updates per write round of the watch section")
 	flag.IntVar(&c.watchRounds, "watch-rounds", 3, "write rounds, each without and with watchers (the medians are reported)")
@@ -70,6 +88,10 @@ func main() {
 	flag.Parse()
 	if c.objects < 1 || c.workers < 1 || c.listRuns < 1 || c.pageSize < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -objects, -workers, -list-runs and -page-size must be positive")
+		os.Exit(2)
+	}
+	if c.rbac && (c.rbacBindings < 1 || c.rbacGets < 1 || c.rbacRounds < 1) {
+		fmt.Fprintln(os.Stderr, "bench: the rbac flags must be positive")
 		os.Exit(2)
 	}
 	if c.watch && (c.watchWrites < 1 || c.watchRounds < 1 || c.writeWatchers < 1 || c.watchers < 1 ||
@@ -142,8 +164,17 @@ func run(ctx context.Context, c config) (err error) {
 		}
 	}()
 
+	// The server loads the CA and keys made here, so bench can issue
+	// client certificates the server trusts.
+	certDir := filepath.Join(tmp, "pki")
+	ca, err := pki.Ensure(certDir, pki.Options{})
+	if err != nil {
+		return fmt.Errorf("creating the cluster's certificates: %w", err)
+	}
+	admin := credentials{caPEM: ca.CAPEM, certPEM: ca.AdminCertPEM, keyPEM: ca.AdminKeyPEM}
+
 	step("starting the API server")
-	api, err := startAPIServer(ctx, bin, pg.URL("pgkube"), filepath.Join(tmp, "apiserver.log"))
+	api, err := startAPIServer(ctx, bin, pg.URL("pgkube"), certDir, admin, filepath.Join(tmp, "apiserver.log"))
 	if err != nil {
 		return err
 	}
@@ -171,7 +202,7 @@ func run(ctx context.Context, c config) (err error) {
 	}
 
 	cpuBefore := readCPU(api.pid(), mem)
-	res, loadErr := runLoad(ctx, c, api.url)
+	res, loadErr := runLoad(ctx, c, api)
 	cpuAfter := readCPU(api.pid(), mem)
 	if loadErr != nil {
 		return loadErr
@@ -186,6 +217,17 @@ func run(ctx context.Context, c config) (err error) {
 	// Printed before the watch section runs, so that its failure to run
 	// leaves these figures standing.
 	printReport(os.Stdout, c, machine, res, idle, peaks, cpuAfter.sub(cpuBefore))
+
+	var rres rbacResults
+	if c.rbac {
+		before := readCPU(api.pid(), mem)
+		var rbacErr error
+		rres, rbacErr = runRBAC(ctx, c, api, ca)
+		if rbacErr != nil {
+			return fmt.Errorf("RBAC section: %w", rbacErr)
+		}
+		printRBACReport(os.Stdout, c, machine, rres, readCPU(api.pid(), mem).sub(before))
+	}
 
 	var wres watchResults
 	if c.watch {
@@ -203,6 +245,9 @@ func run(ctx context.Context, c config) (err error) {
 	}
 	if n := res.failed(); n > 0 {
 		return fmt.Errorf("%d requests failed; the figures above do not describe a working server", n)
+	}
+	if n := rres.failed(); n > 0 {
+		return fmt.Errorf("%d RBAC section gets failed; the RBAC figures above do not describe a working server", n)
 	}
 	if n := wres.failed(); n > 0 {
 		return fmt.Errorf("%d watch faults; the watch figures above do not describe a working server", n)

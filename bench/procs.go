@@ -29,6 +29,7 @@ const (
 type apiServer struct {
 	cmd     *exec.Cmd
 	url     string
+	admin   credentials // CN admin in system:masters, whom RBAC never limits
 	logPath string
 	done    chan struct{} // closed once the process has exited
 	waitErr error         // valid after done is closed
@@ -37,9 +38,9 @@ type apiServer struct {
 	stopErr  error
 }
 
-// startAPIServer runs `pgkube apiserver` on a free loopback port and
-// returns once /readyz answers ok.
-func startAPIServer(ctx context.Context, bin, databaseURL, logPath string) (*apiServer, error) {
+// startAPIServer runs `pgkube apiserver` on a free loopback port with the
+// certificates in certDir and returns once /readyz answers ok.
+func startAPIServer(ctx context.Context, bin, databaseURL, certDir string, admin credentials, logPath string) (*apiServer, error) {
 	addr, err := freeLoopbackAddr()
 	if err != nil {
 		return nil, err
@@ -48,7 +49,7 @@ func startAPIServer(ctx context.Context, bin, databaseURL, logPath string) (*api
 	if err != nil {
 		return nil, fmt.Errorf("creating API server log: %w", err)
 	}
-	cmd := exec.Command(bin, "apiserver", "--database-url", databaseURL, "--listen", addr)
+	cmd := exec.Command(bin, "apiserver", "--database-url", databaseURL, "--listen", addr, "--cert-dir", certDir)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	// Its own process group keeps a terminal's Ctrl-C away from it, so that
@@ -59,7 +60,7 @@ func startAPIServer(ctx context.Context, bin, databaseURL, logPath string) (*api
 		logFile.Close()
 		return nil, fmt.Errorf("starting API server %s: %w", bin, err)
 	}
-	s := &apiServer{cmd: cmd, url: "http://" + addr, logPath: logPath, done: make(chan struct{})}
+	s := &apiServer{cmd: cmd, url: "https://" + addr, admin: admin, logPath: logPath, done: make(chan struct{})}
 	go func() {
 		s.waitErr = cmd.Wait()
 		logFile.Close()
@@ -76,7 +77,14 @@ func (s *apiServer) pid() int { return s.cmd.Process.Pid }
 func (s *apiServer) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
-	client := &http.Client{Timeout: 2 * time.Second}
+	// /readyz is open to anonymous users, but the admin's certificate
+	// also proves that the server trusts the CA bench made for it.
+	tr, err := s.admin.transport(1)
+	if err != nil {
+		return fmt.Errorf("readiness probe: %w", err)
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Timeout: 2 * time.Second, Transport: tr}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	var last error

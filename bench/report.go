@@ -20,6 +20,10 @@ const (
 	targetRSS     = 200 << 20
 )
 
+// The RBAC section's target: what RBAC adds to a get, for a user with 50
+// RoleBindings.
+const targetRBACOverhead = 0.10
+
 // Issue 3's watch targets.
 const (
 	targetWatchSlowdown = 0.10 // of write throughput, with watchers
@@ -116,6 +120,60 @@ func printReport(out io.Writer, c config, m machine, r results, idle, peak memSa
 	}
 }
 
+func printRBACReport(out io.Writer, c config, m machine, r rbacResults, cpu cpuTimes) {
+	fmt.Fprintf(out, "\nRBAC: gets of one ConfigMap of %d bytes, %d workers (client-go), as admin (system:masters, "+
+		"allowed before RBAC)\nand as %s (%d RoleBindings, only the last granting the get); both present client certificates\n\n",
+		c.dataBytes, c.workers, rbacUser, r.bindings)
+
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "\tpgkube\ttarget\t")
+	row := func(what, got, target, verdict string) {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", what, got, target, verdict)
+	}
+	rounds := fmt.Sprintf("median of %d × %d", len(r.admin), c.rbacGets)
+	admin, user := medianRate(r.admin), medianRate(r.user)
+	row(fmt.Sprintf("gets as admin, without RBAC (%s)", rounds), rateOf(admin), "", "")
+	row("  latency p50 / p99", latency(pooled(r.admin)), "", "")
+	row(fmt.Sprintf("gets as %s, RBAC (%s)", rbacUser, rounds), rateOf(user), "", "")
+	row("  latency p50 / p99", latency(pooled(r.user)), "", "")
+	// What RBAC adds to a get is the extra time per get, hence the ratio
+	// of rates rather than the drop in rate.
+	if admin > 0 && user > 0 {
+		added := admin/user - 1
+		row("  time RBAC adds to a get", fmt.Sprintf("%.1f%%", 100*added), "≤ 10%", check(added <= targetRBACOverhead))
+	} else {
+		row("  time RBAC adds to a get", failed, "≤ 10%", check(false))
+	}
+	row("  each round, admin / "+rbacUser, roundRates(r.admin)+" / "+roundRates(r.user), "", "")
+	cpuAdmin, cpuUser := medianCPUPerOp(r.admin), medianCPUPerOp(r.user)
+	cpuRow := micros(cpuAdmin) + " / " + micros(cpuUser)
+	if cpuAdmin > 0 && cpuUser > 0 {
+		cpuRow += fmt.Sprintf(" (%+.1f%%)", 100*(cpuUser/cpuAdmin-1))
+	}
+	row("  API server CPU per get (median), admin / "+rbacUser, cpuRow, "", "")
+	w.Flush()
+	fmt.Fprint(out, "\nRounds alternate between the users, and so does who goes first, so that other processes' load affects both\n"+
+		"alike; it still blurs both figures when large (below). The rates also include bench's and PostgreSQL's CPU\n"+
+		"where they share the CPUs with the API server, which dilutes RBAC's share of a get.\n")
+
+	if cpu.wall > 0 {
+		other := max(cpu.busy-cpu.api-cpu.postgres-cpu.client, 0)
+		fmt.Fprintf(out, "\nCPU during the RBAC section (%.1f s × %d CPUs = %.1f CPU-s): API server %.1f s, PostgreSQL %.1f s, "+
+			"bench client %.1f s, other processes %.1f s, idle %.1f s\n",
+			cpu.wall.Seconds(), m.cpus, cpu.wall.Seconds()*float64(m.cpus), cpu.api, cpu.postgres, cpu.client, other, cpu.idle)
+	}
+	for _, f := range []struct {
+		who    string
+		rounds []round
+	}{{"admin", r.admin}, {rbacUser, r.user}} {
+		for i, rd := range f.rounds {
+			if rd.ops.errs > 0 {
+				fmt.Fprintf(out, "FAILED: %d gets as %s in round %d; first: %v\n", rd.ops.errs, f.who, i+1, rd.ops.firstErr)
+			}
+		}
+	}
+}
+
 func printWatchReport(out io.Writer, c config, m machine, r watchResults, cpu cpuTimes) {
 	fmt.Fprintf(out, "\nwatch: ConfigMaps of %d bytes in one namespace, %d writers (client-go), "+
 		"watchers are raw HTTP/1.1 JSON streams, one connection each\n\n", c.dataBytes, c.workers)
@@ -136,7 +194,7 @@ func printWatchReport(out io.Writer, c config, m machine, r watchResults, cpu cp
 		row("  slowdown by the watchers", failed, "≤ 10%", check(false))
 	}
 	row("  each round, no watchers / watchers", roundRates(r.quiet)+" / "+roundRates(r.watched), "", "")
-	row("  API server CPU per update, without / with", cpuPerWrite(r.quiet)+" / "+cpuPerWrite(r.watched), "", "")
+	row("  API server CPU per update, without / with", micros(cpuPerOp(r.quiet))+" / "+micros(cpuPerOp(r.watched)), "", "")
 	row("event latency, 1 watcher: p50 / p99 / max", spread(r.lat1),
 		"p99 ≤ 10 ms", check(len(r.lat1.lat) > 0 && pctOf(r.lat1.lat, 0.99) <= targetLatency1))
 	row(fmt.Sprintf("event latency, %d watchers: p50 / p99 / max", r.latN.watchers), spread(r.latN),
@@ -181,12 +239,12 @@ func printWatchReport(out io.Writer, c config, m machine, r watchResults, cpu cp
 	}
 }
 
-// medianRate is the median write rate of rounds; 0 if none succeeded.
-func medianRate(rounds []writeRound) float64 {
+// medianRate is the median request rate of rounds; 0 if none succeeded.
+func medianRate(rounds []round) float64 {
 	var rates []float64
 	for _, r := range rounds {
-		if r.writes.ok > 0 {
-			rates = append(rates, r.writes.rate())
+		if r.ops.ok > 0 {
+			rates = append(rates, r.ops.rate())
 		}
 	}
 	if len(rates) == 0 {
@@ -203,30 +261,66 @@ func rateOf(perSecond float64) string {
 	return thousands(int64(perSecond+0.5)) + "/s"
 }
 
-func roundRates(rounds []writeRound) string {
+func roundRates(rounds []round) string {
 	s := make([]string, len(rounds))
 	for i, r := range rounds {
 		s[i] = failed
-		if r.writes.ok > 0 {
-			s[i] = thousands(int64(r.writes.rate() + 0.5))
+		if r.ops.ok > 0 {
+			s[i] = thousands(int64(r.ops.rate() + 0.5))
 		}
 	}
 	return strings.Join(s, " ")
 }
 
-// cpuPerWrite is the API server's CPU time per successful write over
-// rounds: unlike rates, it hardly depends on what else the machine runs.
-func cpuPerWrite(rounds []writeRound) string {
+// cpuPerOp is the API server's CPU seconds per successful request over
+// rounds, 0 if none succeeded: unlike rates, it hardly depends on what
+// else the machine runs.
+func cpuPerOp(rounds []round) float64 {
 	var cpu float64
 	var ok int
 	for _, r := range rounds {
 		cpu += r.apiCPU
-		ok += r.writes.ok
+		ok += r.ops.ok
 	}
 	if ok == 0 {
+		return 0
+	}
+	return cpu / float64(ok)
+}
+
+// medianCPUPerOp is the median over rounds of the API server's CPU seconds
+// per successful request, 0 if none succeeded: a round that another
+// process disturbed moves it less than it moves cpuPerOp.
+func medianCPUPerOp(rounds []round) float64 {
+	var per []float64
+	for _, r := range rounds {
+		if r.ops.ok > 0 {
+			per = append(per, r.apiCPU/float64(r.ops.ok))
+		}
+	}
+	if len(per) == 0 {
+		return 0
+	}
+	slices.Sort(per)
+	return per[len(per)/2]
+}
+
+func micros(seconds float64) string {
+	if seconds <= 0 {
 		return failed
 	}
-	return fmt.Sprintf("%.0f µs", cpu/float64(ok)*1e6)
+	return fmt.Sprintf("%.0f µs", seconds*1e6)
+}
+
+// pooled merges the rounds' requests for their latency percentiles.
+func pooled(rounds []round) opStats {
+	var s opStats
+	for _, r := range rounds {
+		s.lat = append(s.lat, r.ops.lat...)
+	}
+	s.ok = len(s.lat)
+	slices.Sort(s.lat)
+	return s
 }
 
 // pctOf is the nearest-rank percentile p (0 < p ≤ 1) of sorted durations.

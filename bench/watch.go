@@ -30,7 +30,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/rest"
 )
 
 // watchNamespace holds the watch section's ConfigMaps, apart from the load's,
@@ -53,7 +52,7 @@ const (
 type watchResults struct {
 	// Write rounds without and with watchers, alternating, so that a
 	// shared machine's changing load affects both alike.
-	quiet, watched []writeRound
+	quiet, watched []round
 	lat1, latN     latencyStats
 	fanout         fanoutStats
 	mem            idleMemory
@@ -61,12 +60,6 @@ type watchResults struct {
 }
 
 func (r watchResults) failed() int { return r.faults.n }
-
-// writeRound is one round of updates to every watch object.
-type writeRound struct {
-	writes opStats
-	apiCPU float64 // the API server's CPU seconds during the writes
-}
 
 // latencyStats is the delay from a write's response to each watcher
 // reading its event.
@@ -135,18 +128,25 @@ func runWatch(ctx context.Context, c config, api *apiServer) (watchResults, erro
 	if err := ensureOpenFiles(uint64(c.watchers + 2*c.workers + 64)); err != nil {
 		return res, err
 	}
-	cs, err := newClientset(api.url, c.workers)
+	cs, err := newClientset(api.url, api.admin, c.workers)
 	if err != nil {
 		return res, err
 	}
+	// Its own transport, so that streams neither take nor keep the
+	// writers' connections. A cancelled stream's connection is closed,
+	// never reused, so no idle pool is needed.
+	streams, err := api.admin.transport(0)
+	if err != nil {
+		return res, fmt.Errorf("creating the watch streams' client: %w", err)
+	}
+	// Events are read as the server writes them, never through a
+	// decompressor that might hold them back.
+	streams.DisableCompression = true
 	b := &watchBench{
-		c:   c,
-		api: api,
-		cms: cs.CoreV1().ConfigMaps(watchNamespace),
-		// Its own transport, so that streams neither take nor keep the
-		// writers' connections. A cancelled stream's connection is closed,
-		// never reused, so no idle pool is needed.
-		streams: &http.Client{Transport: &http.Transport{DisableCompression: true}},
+		c:       c,
+		api:     api,
+		cms:     cs.CoreV1().ConfigMaps(watchNamespace),
+		streams: &http.Client{Transport: streams},
 		res:     &res,
 	}
 	if err := b.setUp(ctx, cs); err != nil {
@@ -272,13 +272,13 @@ func (b *watchBench) update(ctx context.Context, n int) (opStats, map[int64]bool
 
 // writeRound updates every watch object once and, if there are watchers,
 // checks that each received every update.
-func (b *watchBench) writeRound(ctx context.Context, phase string, g *watchGroup) writeRound {
+func (b *watchBench) writeRound(ctx context.Context, phase string, g *watchGroup) round {
 	if g != nil {
 		g.reset()
 	}
 	cpu := procCPU(b.api.pid(), false)
 	s, want := b.update(ctx, len(b.objs))
-	r := writeRound{writes: s, apiCPU: procCPU(b.api.pid(), false) - cpu}
+	r := round{ops: s, apiCPU: procCPU(b.api.pid(), false) - cpu}
 	b.res.faults.writeFaults(phase, s)
 	if g != nil {
 		b.collect(ctx, g, phase, want)
@@ -682,30 +682,4 @@ func ensureOpenFiles(n uint64) error {
 		return fmt.Errorf("raising the open-files limit to %d: %w", n, err)
 	}
 	return nil
-}
-
-// newClientset returns a client for concurrent workers. Its own transport
-// keeps an idle connection for each of them, as client-go's TLS transport
-// does (25 per host) against a kube-apiserver: without one,
-// client-go uses http.DefaultTransport for plain HTTP, which keeps only two
-// per host and so would close and reopen the others' connections.
-func newClientset(url string, workers int) (*kubernetes.Clientset, error) {
-	cs, err := kubernetes.NewForConfig(&rest.Config{
-		Host:      url,
-		UserAgent: "pgkube-bench",
-		Transport: &http.Transport{MaxIdleConnsPerHost: workers},
-		// client-go's defaults (QPS 5, burst 10) would measure its own
-		// rate limiter rather than the server.
-		QPS:     100000,
-		Burst:   100000,
-		Timeout: time.Minute,
-		ContentConfig: rest.ContentConfig{
-			ContentType:        "application/json",
-			AcceptContentTypes: "application/json",
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("creating client: %w", err)
-	}
-	return cs, nil
 }
