@@ -57,7 +57,9 @@ func (r *RBAC) update(cluster string, change func(*snapshot) *snapshot) {
 	if cur == nil {
 		cur = &snapshot{}
 	}
-	ptr.Store(change(cur))
+	next := change(cur)
+	next.decisions = &decisionCache{}
+	ptr.Store(next)
 }
 
 // Apply records one added, changed or (deleted true) removed object of
@@ -155,7 +157,18 @@ func (r *RBAC) Authorize(_ context.Context, a Attributes) (Decision, string, err
 		return NoOpinion, "", nil
 	}
 	s := r.load(a.Cluster)
-	req := newRequest(&a)
+	key := decisionKey(&a)
+	if d, ok := s.decisions.get(key); ok {
+		return d.decision, d.reason, nil
+	}
+	decision, reason := s.authorize(&a)
+	s.decisions.put(key, decided{decision, reason})
+	return decision, reason, nil
+}
+
+// authorize evaluates a against the snapshot's bindings.
+func (s *snapshot) authorize(a *Attributes) (Decision, string) {
+	req := newRequest(a)
 	var (
 		by       *binding
 		dangling []danglingRef
@@ -174,12 +187,12 @@ func (r *RBAC) Authorize(_ context.Context, a Attributes) (Decision, string, err
 		return true
 	})
 	if by != nil {
-		return Allow, allowedBy(by, a.User), nil
+		return Allow, allowedBy(by, a.User)
 	}
 	if len(dangling) > 0 {
-		return NoOpinion, "RBAC: " + notFoundErrors(dangling, false).Error(), nil
+		return NoOpinion, "RBAC: " + notFoundErrors(dangling, false).Error()
 	}
-	return NoOpinion, "", nil
+	return NoOpinion, ""
 }
 
 // visit calls fn for each binding naming u that applies in namespace

@@ -16,6 +16,11 @@ import (
 // the one namespace it touches) and shares the rest, so readers need no
 // lock and a write costs the size of what it touches, not of the cluster.
 type snapshot struct {
+	// decisions remembers answers given from this snapshot; a new snapshot
+	// starts with an empty cache, so no answer outlives the policy it was
+	// computed from.
+	decisions *decisionCache
+
 	// rolesGen changes whenever a Role or ClusterRole does, which is what
 	// invalidates the role each binding has cached.
 	rolesGen uint64
