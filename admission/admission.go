@@ -34,12 +34,23 @@ type Plugin interface {
 	Admit(ctx context.Context, a *Attributes) error
 }
 
-// Chain runs plugins in order, stopping at the first error.
-type Chain []Plugin
+// Chain is kube-apiserver's two admission phases: mutating plugins run
+// before the object is validated, validating ones after, so what they judge
+// is what will be stored. Each phase runs its plugins in order and stops at
+// the first error.
+type Chain struct {
+	Mutating   []Plugin
+	Validating []Plugin
+}
 
-// Admit runs the chain.
-func (c Chain) Admit(ctx context.Context, a *Attributes) error {
-	for _, p := range c {
+// Mutate runs the mutating phase.
+func (c *Chain) Mutate(ctx context.Context, a *Attributes) error { return run(ctx, c.Mutating, a) }
+
+// Validate runs the validating phase.
+func (c *Chain) Validate(ctx context.Context, a *Attributes) error { return run(ctx, c.Validating, a) }
+
+func run(ctx context.Context, plugins []Plugin, a *Attributes) error {
+	for _, p := range plugins {
 		if err := p.Admit(ctx, a); err != nil {
 			return err
 		}

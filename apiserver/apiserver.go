@@ -210,7 +210,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	srv = server.New(server.Config{
 		Store: store, Registry: reg, Watch: hub, BookmarkInterval: opts.WatchBookmarkInterval,
 		WriteHooks: map[schema.GroupResource]server.WriteHook{{Resource: "services"}: services},
-		Admission:  admission.Chain{nsLifecycle, admission.RBACEscalation{Checker: escalation}}, Stopping: base,
+		Admission: &admission.Chain{
+			Validating: []admission.Plugin{nsLifecycle, admission.RBACEscalation{Checker: escalation}},
+		},
+		Stopping:      base,
 		Authenticator: authenticator, Authorizer: authorizer, APIAudiences: opts.APIAudiences, Audit: auditSink,
 		Virtual: rv.handlers(), Paths: issuerDiscovery(issuer),
 	})

@@ -53,10 +53,10 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, ri reques
 		writeStatusError(w, notFoundPath(r))
 		return
 	}
-	out, ok := negotiate(r)
+	out, ok := negotiate(r, res.CRD != "")
 	if !ok {
 		writeStatusError(w, apierrors.NewGenericServerResponse(http.StatusNotAcceptable, "", schemaGR(res.Group, res.Resource), "",
-			"only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf", 0, false))
+			acceptedMedia(res), 0, false))
 		return
 	}
 	c := &call{w: w, r: r, ctx: r.Context(), ri: ri, res: res, out: out, cluster: s.cfg.Cluster}
@@ -292,15 +292,28 @@ func fieldsOf(res *registry.Resource, obj runtime.Object) map[string]string {
 }
 
 // admit runs the admission chain for a write.
+// mutate runs the mutating admission phase; validate (the REST layer's own
+// checks) follows it, then admit, the validating phase.
+func (s *Server) mutate(c *call, op admission.Operation, obj, old runtime.Object, namespace, name string) error {
+	if s.cfg.Admission == nil {
+		return nil
+	}
+	return s.cfg.Admission.Mutate(c.ctx, s.admissionAttributes(c, op, obj, old, namespace, name))
+}
+
 func (s *Server) admit(c *call, op admission.Operation, obj, old runtime.Object, namespace, name string) error {
 	if s.cfg.Admission == nil {
 		return nil
 	}
-	return s.cfg.Admission.Admit(c.ctx, &admission.Attributes{
+	return s.cfg.Admission.Validate(c.ctx, s.admissionAttributes(c, op, obj, old, namespace, name))
+}
+
+func (s *Server) admissionAttributes(c *call, op admission.Operation, obj, old runtime.Object, namespace, name string) *admission.Attributes {
+	return &admission.Attributes{
 		Cluster: c.cluster, Operation: op, Group: c.res.Group, Version: c.res.Version, Resource: c.res.Resource,
 		Subresource: c.ri.Subresource, Namespace: namespace, Name: name, Object: obj, OldObject: old,
 		DryRun: isDryRun(c.r),
-	})
+	}
 }
 
 func isDryRun(r *http.Request) bool {
@@ -372,3 +385,10 @@ func (c *call) fieldProblems(mode string, problems []string) error {
 }
 
 var errStop = errors.New("stop")
+
+func acceptedMedia(res *registry.Resource) string {
+	if res.CRD != "" {
+		return "only the following media types are accepted: application/json, application/yaml"
+	}
+	return "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf"
+}

@@ -31,7 +31,7 @@ import (
 type Config struct {
 	Store     *storage.Store
 	Registry  *registry.Registry
-	Admission admission.Chain
+	Admission *admission.Chain
 	Watch     *watch.Hub
 	// WriteHooks run before a resource's writes reach storage, for what
 	// must be claimed outside the object itself (a Service's IPs and ports).

@@ -90,6 +90,14 @@ func (s *Server) createObject(c *call, obj runtime.Object, applied bool) error {
 		if generated {
 			m.SetName(m.GetGenerateName() + utilrand.String(5))
 		}
+		if err := s.mutate(c, admission.Create, obj, nil, m.GetNamespace(), m.GetName()); err != nil {
+			return err
+		}
+		// Again: what admission added (a service account's token volume)
+		// gets its defaults too, as upstream's decode from storage would.
+		if c.res.Default != nil {
+			c.res.Default(obj)
+		}
 		if err := s.validate(c, obj, nil); err != nil {
 			return err
 		}
@@ -201,6 +209,12 @@ func (s *Server) updateObject(c *call, namespace, name string, change mutation) 
 			}
 		}
 		m, _ := meta.Accessor(obj)
+		if err := s.mutate(c, admission.Update, obj, cur, namespace, name); err != nil {
+			return nil, storage.Object{}, err
+		}
+		if c.res.Default != nil {
+			c.res.Default(obj)
+		}
 		if err := s.validate(c, obj, cur); err != nil {
 			return nil, storage.Object{}, err
 		}
