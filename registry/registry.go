@@ -7,6 +7,11 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -69,6 +74,12 @@ type Resource struct {
 	// (TokenReview, SubjectAccessReview); nothing is stored and create is
 	// its only verb.
 	CreateOnly bool
+
+	// CRD names the CustomResourceDefinition serving this resource; its
+	// objects are unstructured.
+	CRD string
+	// Columns are a custom resource's additionalPrinterColumns.
+	Columns []apiextensionsv1.CustomResourceColumnDefinition
 }
 
 // ScaleInfo locates the replica counts for the scale subresource.
@@ -76,6 +87,10 @@ type ScaleInfo struct {
 	// SelectorIsMap: spec.selector is a plain map (ReplicationController)
 	// rather than a LabelSelector.
 	SelectorIsMap bool
+	// Custom resources name where their counts live (JSON paths such as
+	// .spec.replicas); empty means spec.replicas, status.replicas and
+	// spec.selector.
+	SpecReplicasPath, StatusReplicasPath, LabelSelectorPath string
 }
 
 // GroupVersion of the resource.
@@ -108,16 +123,26 @@ func (r *Resource) Verbs() []string {
 	return []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
 }
 
-// Registry is the set of served resources.
+// Registry is the set of served resources: the built-in ones, fixed at
+// start, and custom ones that come and go with their CRDs. Readers see an
+// immutable snapshot, so a request never observes half a change.
 type Registry struct {
-	Scheme    *runtime.Scheme
+	Scheme *runtime.Scheme
+	state  atomic.Pointer[state]
+	mu     sync.Mutex // serializes changes
+	// custom holds each CRD's resources, by CRD name.
+	custom map[string][]*Resource
+}
+
+// state is one snapshot of the served resources.
+type state struct {
 	resources []*Resource
 	byGVR     map[schema.GroupVersionResource]*Resource
 	// groups in discovery order, each with its versions (preferred first)
 	groups []GroupInfo
 }
 
-// GroupInfo lists one API group's versions, preferred first.
+// GroupInfo is a served API group and its versions, preferred first.
 type GroupInfo struct {
 	Name     string
 	Versions []string
@@ -129,7 +154,8 @@ func New() (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	reg := &Registry{Scheme: scheme, byGVR: map[schema.GroupVersionResource]*Resource{}}
+	reg := &Registry{Scheme: scheme, custom: map[string][]*Resource{}}
+	st := &state{byGVR: map[schema.GroupVersionResource]*Resource{}}
 	defaults, validators := defaulters(), semanticValidators()
 	for _, r := range builtins() {
 		if d, ok := defaults[r.Kind]; ok && r.Default == nil {
@@ -138,14 +164,18 @@ func New() (*Registry, error) {
 		if v, ok := validators[r.Kind]; ok {
 			r.Validate = both(r.Validate, v)
 		}
-		if err := reg.add(r); err != nil {
+		if !reg.Scheme.Recognizes(r.GVK()) {
+			return nil, fmt.Errorf("resource %s: kind %s is not in the scheme", r.Resource, r.GVK())
+		}
+		if err := st.add(r); err != nil {
 			return nil, err
 		}
 	}
+	reg.state.Store(st)
 	return reg, nil
 }
 
-func (reg *Registry) add(r *Resource) error {
+func (st *state) add(r *Resource) error {
 	if r.ListKind == "" {
 		r.ListKind = r.Kind + "List"
 	}
@@ -156,41 +186,79 @@ func (reg *Registry) add(r *Resource) error {
 		r.NameRule = dnsSubdomain
 	}
 	gvr := schema.GroupVersionResource{Group: r.Group, Version: r.Version, Resource: r.Resource}
-	if _, dup := reg.byGVR[gvr]; dup {
+	if _, dup := st.byGVR[gvr]; dup {
 		return fmt.Errorf("resource %s registered twice", gvr)
 	}
-	if !reg.Scheme.Recognizes(r.GVK()) {
-		return fmt.Errorf("resource %s: kind %s is not in the scheme", gvr, r.GVK())
-	}
-	reg.byGVR[gvr] = r
-	reg.resources = append(reg.resources, r)
+	st.byGVR[gvr] = r
+	st.resources = append(st.resources, r)
 	found := false
-	for i := range reg.groups {
-		if reg.groups[i].Name == r.Group {
+	for i := range st.groups {
+		if st.groups[i].Name == r.Group {
 			found = true
-			if !contains(reg.groups[i].Versions, r.Version) {
-				reg.groups[i].Versions = append(reg.groups[i].Versions, r.Version)
+			if !contains(st.groups[i].Versions, r.Version) {
+				st.groups[i].Versions = append(st.groups[i].Versions, r.Version)
 			}
 		}
 	}
 	if !found {
-		reg.groups = append(reg.groups, GroupInfo{Name: r.Group, Versions: []string{r.Version}})
+		st.groups = append(st.groups, GroupInfo{Name: r.Group, Versions: []string{r.Version}})
 	}
+	return nil
+}
+
+// SetCustom replaces the resources a CRD serves (none: it is gone). The
+// first resource of a group decides where its versions stand in discovery;
+// rs must list versions in the CRD's priority order.
+func (reg *Registry) SetCustom(crd string, rs []*Resource) error {
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	old := reg.state.Load()
+	next := &state{byGVR: map[schema.GroupVersionResource]*Resource{}}
+	for _, r := range old.resources {
+		if r.CRD == "" {
+			if err := next.add(r); err != nil {
+				return err
+			}
+		}
+	}
+	custom := make(map[string][]*Resource, len(reg.custom)+1)
+	for name, list := range reg.custom {
+		custom[name] = list
+	}
+	if len(rs) == 0 {
+		delete(custom, crd)
+	} else {
+		custom[crd] = rs
+	}
+	names := make([]string, 0, len(custom))
+	for name := range custom {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		for _, r := range custom[name] {
+			if err := next.add(r); err != nil {
+				return fmt.Errorf("CRD %s: %w", name, err)
+			}
+		}
+	}
+	reg.custom = custom
+	reg.state.Store(next)
 	return nil
 }
 
 // Lookup finds a resource by group, version and plural name.
 func (reg *Registry) Lookup(group, version, resource string) (*Resource, bool) {
-	r, ok := reg.byGVR[schema.GroupVersionResource{Group: group, Version: version, Resource: resource}]
+	r, ok := reg.state.Load().byGVR[schema.GroupVersionResource{Group: group, Version: version, Resource: resource}]
 	return r, ok
 }
 
 // Groups lists the served groups; the core group has the empty name.
-func (reg *Registry) Groups() []GroupInfo { return reg.groups }
+func (reg *Registry) Groups() []GroupInfo { return reg.state.Load().groups }
 
 // GroupVersionKnown reports whether any resource is served at group/version.
 func (reg *Registry) GroupVersionKnown(group, version string) bool {
-	for _, g := range reg.groups {
+	for _, g := range reg.state.Load().groups {
 		if g.Name == group && contains(g.Versions, version) {
 			return true
 		}
@@ -201,7 +269,7 @@ func (reg *Registry) GroupVersionKnown(group, version string) bool {
 // Resources served at group/version, sorted by name.
 func (reg *Registry) Resources(group, version string) []*Resource {
 	var out []*Resource
-	for _, r := range reg.resources {
+	for _, r := range reg.state.Load().resources {
 		if r.Group == group && r.Version == version {
 			out = append(out, r)
 		}
@@ -213,7 +281,7 @@ func (reg *Registry) Resources(group, version string) []*Resource {
 // ByStorageKey lists the resources sharing one storage key.
 func (reg *Registry) ByStorageKey(key string) []*Resource {
 	var out []*Resource
-	for _, r := range reg.resources {
+	for _, r := range reg.state.Load().resources {
 		if r.StorageKey() == key {
 			out = append(out, r)
 		}
@@ -221,13 +289,24 @@ func (reg *Registry) ByStorageKey(key string) []*Resource {
 	return out
 }
 
-// NewObject returns an empty typed object of the resource's kind.
+// NewObject returns an empty object of the resource's kind: typed for
+// built-in kinds, unstructured for custom ones.
 func (reg *Registry) NewObject(r *Resource) (runtime.Object, error) {
+	if r.CRD != "" {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(r.GVK())
+		return u, nil
+	}
 	return reg.Scheme.New(r.GVK())
 }
 
-// NewList returns an empty typed list of the resource's kind.
+// NewList returns an empty list of the resource's kind.
 func (reg *Registry) NewList(r *Resource) (runtime.Object, error) {
+	if r.CRD != "" {
+		l := &unstructured.UnstructuredList{}
+		l.SetGroupVersionKind(r.GroupVersion().WithKind(r.ListKind))
+		return l, nil
+	}
 	return reg.Scheme.New(r.GroupVersion().WithKind(r.ListKind))
 }
 

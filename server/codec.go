@@ -12,6 +12,7 @@ import (
 	"github.com/pgkube/pgkube/registry"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -69,6 +70,9 @@ type decodeResult struct {
 // decode turns a request body into a typed object of the expected kind. The
 // body's apiVersion and kind, when given, must be the URL's.
 func (c *codecs) decode(body []byte, media string, want schema.GroupVersionKind) (decodeResult, error) {
+	if !c.scheme.Recognizes(want) {
+		return c.decodeCustom(body, media, want)
+	}
 	if media == mediaJSON {
 		return c.decodeJSON(body, want)
 	}
@@ -142,6 +146,60 @@ func (c *codecs) decodeJSON(body []byte, want schema.GroupVersionKind) (decodeRe
 	return res, nil
 }
 
+// decodeCustom reads a custom resource: JSON or YAML into an unstructured
+// object. Custom resources have no protobuf form, as upstream. Fields are
+// judged later, against the CRD's schema.
+func (c *codecs) decodeCustom(body []byte, media string, want schema.GroupVersionKind) (decodeResult, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return decodeResult{}, badRequest("the request body is empty: expected a %s", want.Kind)
+	}
+	switch media {
+	case mediaJSON:
+	case mediaYAML:
+		j, err := yaml.YAMLToJSON(body)
+		if err != nil {
+			return decodeResult{}, decodeError(err, want)
+		}
+		body = j
+	default:
+		return decodeResult{}, &apierrors.StatusError{ErrStatus: metav1.Status{
+			Status: metav1.StatusFailure, Code: http.StatusUnsupportedMediaType, Reason: metav1.StatusReasonUnsupportedMediaType,
+			Message: fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s, %s", mediaJSON, mediaYAML),
+		}}
+	}
+	var m map[string]any
+	strict, err := k8sjson.UnmarshalStrict(body, &m, k8sjson.DisallowDuplicateFields)
+	if err != nil {
+		return decodeResult{}, decodeError(err, want)
+	}
+	if m == nil {
+		return decodeResult{}, badRequest("the object provided could not be decoded as a %s: expected a JSON object", want.Kind)
+	}
+	u := &unstructured.Unstructured{Object: m}
+	got := u.GroupVersionKind()
+	if (got.Kind != "" && got.Kind != want.Kind) || (u.GetAPIVersion() != "" && got.GroupVersion() != want.GroupVersion()) {
+		return decodeResult{}, badRequest("the object provided is of kind %q in version %q, but the URL expects kind %q in version %q",
+			got.Kind, got.GroupVersion().String(), want.Kind, want.GroupVersion().String())
+	}
+	if md, ok := m["metadata"]; ok && md != nil {
+		if _, ok := md.(map[string]any); !ok {
+			return decodeResult{}, badRequest("%s in version %q cannot be handled as a %s: metadata must be an object", want.Kind, want.GroupVersion(), want.Kind)
+		}
+		// Typed metadata catches wrong types (labels that are not strings).
+		var om metav1.ObjectMeta
+		raw, _ := json.Marshal(md)
+		if err := json.Unmarshal(raw, &om); err != nil {
+			return decodeResult{}, decodeError(err, want)
+		}
+	}
+	u.SetGroupVersionKind(want)
+	res := decodeResult{obj: u}
+	for _, e := range strict {
+		res.warnings = append(res.warnings, e.Error())
+	}
+	return res, nil
+}
+
 // decodeError words a decoding failure as kube-apiserver does: the object
 // could not be handled as the kind the URL names.
 func decodeError(err error, want schema.GroupVersionKind) error {
@@ -159,6 +217,15 @@ func setGVK(obj runtime.Object, gvk schema.GroupVersionKind) {
 // decodeStored reads stored JSON into a fresh typed object of the storage
 // kind. Stored bytes were written by pgkube, so they are trusted to decode.
 func (c *codecs) decodeStored(data []byte, gvk schema.GroupVersionKind) (runtime.Object, error) {
+	if !c.scheme.Recognizes(gvk) {
+		var m map[string]any
+		if err := k8sjson.UnmarshalCaseSensitivePreserveInts(data, &m); err != nil {
+			return nil, fmt.Errorf("decode stored %s: %w", gvk.Kind, err)
+		}
+		u := &unstructured.Unstructured{Object: m}
+		u.SetGroupVersionKind(gvk)
+		return u, nil
+	}
 	obj, err := c.scheme.New(gvk)
 	if err != nil {
 		return nil, err
@@ -174,6 +241,10 @@ func (c *codecs) decodeStored(data []byte, gvk schema.GroupVersionKind) (runtime
 func (c *codecs) encode(obj runtime.Object, media string) ([]byte, error) {
 	switch media {
 	case mediaProtobuf:
+		if _, ok := obj.(runtime.Unstructured); ok {
+			return nil, apierrors.NewGenericServerResponse(http.StatusNotAcceptable, "", schema.GroupResource{}, "",
+				"only the following media types are accepted: application/json, application/yaml", 0, false)
+		}
 		var buf bytes.Buffer
 		if err := c.proto.Encode(obj, &buf); err != nil {
 			return nil, err

@@ -24,7 +24,7 @@ type output struct {
 // negotiate picks the first representation in Accept that pgkube can serve,
 // in the client's order of preference. ok is false when none is acceptable
 // (406), as kube-apiserver answers rather than sending something else.
-func negotiate(r *http.Request) (output, bool) {
+func negotiate(r *http.Request, noProtobuf bool) (output, bool) {
 	accept := r.Header.Get("Accept")
 	if strings.TrimSpace(accept) == "" {
 		return output{media: mediaJSON}, true
@@ -41,6 +41,9 @@ func negotiate(r *http.Request) (output, bool) {
 		case mediaYAML:
 			out.media = mediaYAML
 		case mediaProtobuf:
+			if noProtobuf {
+				continue // custom resources have no protobuf form
+			}
 			out.media = mediaProtobuf
 		default:
 			continue

@@ -3,7 +3,9 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"strings"
 
+	"github.com/pgkube/pgkube/registry"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -19,9 +21,18 @@ import (
 
 var scaleGVK = autoscalingv1.SchemeGroupVersion.WithKind("Scale")
 
-// scaleOf reads an object's scale generically from its JSON form:
-// spec.replicas, status.replicas and the selector.
-func scaleOf(obj runtime.Object, selectorIsMap bool) (*autoscalingv1.Scale, error) {
+// scalePath turns a CRD's JSON path (".spec.replicas") into field names,
+// or returns def when the resource does not name one.
+func scalePath(p string, def ...string) []string {
+	if p == "" {
+		return def
+	}
+	return strings.Split(strings.TrimPrefix(p, "."), ".")
+}
+
+// scaleOf reads an object's scale generically from its JSON form: the
+// desired and current replica counts and the selector.
+func scaleOf(obj runtime.Object, info *registry.ScaleInfo) (*autoscalingv1.Scale, error) {
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
 		return nil, err
@@ -32,31 +43,42 @@ func scaleOf(obj runtime.Object, selectorIsMap bool) (*autoscalingv1.Scale, erro
 		ResourceVersion: m.GetResourceVersion(), CreationTimestamp: m.GetCreationTimestamp(),
 	}}
 	setGVK(sc, scaleGVK)
-	spec, _, _ := unstructured.NestedInt64(u, "spec", "replicas")
-	status, _, _ := unstructured.NestedInt64(u, "status", "replicas")
+	spec, _, _ := unstructured.NestedInt64(u, scalePath(info.SpecReplicasPath, "spec", "replicas")...)
+	status, _, _ := unstructured.NestedInt64(u, scalePath(info.StatusReplicasPath, "status", "replicas")...)
 	sc.Spec.Replicas, sc.Status.Replicas = int32(spec), int32(status)
-	if selectorIsMap {
+	switch {
+	case info.LabelSelectorPath != "":
+		// A custom resource keeps its selector as a string, already in
+		// selector syntax.
+		sc.Status.Selector, _, _ = unstructured.NestedString(u, scalePath(info.LabelSelectorPath)...)
+	case info.SelectorIsMap:
 		sel, _, _ := unstructured.NestedStringMap(u, "spec", "selector")
 		sc.Status.Selector = labels.SelectorFromSet(sel).String()
-	} else if raw, ok, _ := unstructured.NestedMap(u, "spec", "selector"); ok {
-		var ls metav1.LabelSelector
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &ls); err == nil {
-			if sel, err := metav1.LabelSelectorAsSelector(&ls); err == nil {
-				sc.Status.Selector = sel.String()
+	default:
+		if raw, ok, _ := unstructured.NestedMap(u, "spec", "selector"); ok {
+			var ls metav1.LabelSelector
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &ls); err == nil {
+				if sel, err := metav1.LabelSelectorAsSelector(&ls); err == nil {
+					sc.Status.Selector = sel.String()
+				}
 			}
 		}
 	}
 	return sc, nil
 }
 
-// setReplicas writes spec.replicas into a typed object through its JSON form.
-func setReplicas(obj runtime.Object, replicas int32) (runtime.Object, error) {
+// setReplicas writes the desired replica count into an object through its
+// JSON form.
+func setReplicas(obj runtime.Object, info *registry.ScaleInfo, replicas int32) (runtime.Object, error) {
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
 		return nil, err
 	}
-	if err := unstructured.SetNestedField(u, int64(replicas), "spec", "replicas"); err != nil {
+	if err := unstructured.SetNestedField(u, int64(replicas), scalePath(info.SpecReplicasPath, "spec", "replicas")...); err != nil {
 		return nil, err
+	}
+	if _, ok := obj.(*unstructured.Unstructured); ok {
+		return &unstructured.Unstructured{Object: u}, nil
 	}
 	out := obj.DeepCopyObject()
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u, out); err != nil {
@@ -68,7 +90,7 @@ func setReplicas(obj runtime.Object, replicas int32) (runtime.Object, error) {
 // serveScale serves /scale: get, update and patch of an autoscaling/v1 Scale
 // that reads and writes the parent's replica count.
 func (s *Server) serveScale(c *call) error {
-	sel := c.res.Scale.SelectorIsMap
+	sel := c.res.Scale
 	switch c.ri.Verb {
 	case "get":
 		obj, _, err := s.load(c, c.ri.Namespace, c.ri.Name)
@@ -127,7 +149,7 @@ func (s *Server) serveScale(c *call) error {
 			return nil, "", apierrors.NewInvalid(schema.GroupKind{Group: "autoscaling", Kind: "Scale"}, c.ri.Name,
 				field.ErrorList{field.Invalid(field.NewPath("spec", "replicas"), want.Spec.Replicas, "must be greater than or equal to 0")})
 		}
-		next, err := setReplicas(cur, want.Spec.Replicas)
+		next, err := setReplicas(cur, sel, want.Spec.Replicas)
 		if err != nil {
 			return nil, "", err
 		}
