@@ -254,6 +254,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	go feed.run(base, from)
 	go agg.run(base)
+	crds := newCRDController(s, reg, store, hub, "root", opts.Log)
+	crdsFrom, err := crds.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	go crds.run(base, crdsFrom)
 	if crypt != nil {
 		go s.reencrypt(base, crypt)
 	}

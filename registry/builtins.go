@@ -111,7 +111,8 @@ func builtins() []*Resource {
 			Immutable: []string{"value", "preemptionPolicy"}},
 		{Group: "node.k8s.io", Version: "v1", Resource: "runtimeclasses", Kind: "RuntimeClass", Immutable: []string{"handler"}},
 		{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions", Kind: "CustomResourceDefinition",
-			ShortNames: []string{"crd", "crds"}, Categories: []string{"api-extensions"}, Status: true, Generation: true},
+			ShortNames: []string{"crd", "crds"}, Categories: []string{"api-extensions"}, Status: true, Generation: true,
+			PendingFinalizers: crdHeld, Deleting: crdDeleting},
 	}
 }
 

@@ -3,12 +3,14 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -243,3 +245,47 @@ func eventFromCore(obj runtime.Object) (runtime.Object, error) {
 }
 
 func corev1Meta(kind string) metav1.TypeMeta { return metav1.TypeMeta{APIVersion: "v1", Kind: kind} }
+
+// CRDCleanupFinalizer holds a deleted CRD until its custom resources are
+// gone, as upstream.
+const CRDCleanupFinalizer = "customresourcecleanup.apiextensions.k8s.io"
+
+// crdHeld: a CRD's first deletion only marks it, so that its custom
+// resources can be removed first.
+func crdHeld(obj runtime.Object) bool {
+	crd, ok := obj.(*apiextensionsv1.CustomResourceDefinition)
+	return ok && crd.DeletionTimestamp == nil
+}
+
+// crdDeleting adds the cleanup finalizer and the Terminating condition.
+func crdDeleting(obj runtime.Object) {
+	crd, ok := obj.(*apiextensionsv1.CustomResourceDefinition)
+	if !ok {
+		return
+	}
+	if !slices.Contains(crd.Finalizers, CRDCleanupFinalizer) {
+		crd.Finalizers = append(crd.Finalizers, CRDCleanupFinalizer)
+	}
+	SetCRDCondition(crd, apiextensionsv1.CustomResourceDefinitionCondition{Type: apiextensionsv1.Terminating,
+		Status: apiextensionsv1.ConditionTrue, Reason: "InstanceDeletionPending",
+		Message: "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon"})
+}
+
+// SetCRDCondition sets a condition, keeping its transition time when the
+// status does not change.
+func SetCRDCondition(crd *apiextensionsv1.CustomResourceDefinition, c apiextensionsv1.CustomResourceDefinitionCondition) {
+	for i := range crd.Status.Conditions {
+		old := &crd.Status.Conditions[i]
+		if old.Type == c.Type {
+			if old.Status == c.Status {
+				c.LastTransitionTime = old.LastTransitionTime
+			} else {
+				c.LastTransitionTime = metav1.Now()
+			}
+			*old = c
+			return
+		}
+	}
+	c.LastTransitionTime = metav1.Now()
+	crd.Status.Conditions = append(crd.Status.Conditions, c)
+}

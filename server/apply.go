@@ -72,8 +72,17 @@ func (f *fieldManagers) get(res *registry.Resource, subresource string) (*manage
 	if m, ok := f.byKey[k]; ok {
 		return m, nil
 	}
-	m, err := managedfields.NewDefaultFieldManager(f.converter, f.scheme, noDefaults{}, f.scheme, res.GVK(),
-		res.GroupVersion(), subresource, resetFields(res, subresource))
+	var m *managedfields.FieldManager
+	var err error
+	if res.CRD != "" {
+		// Custom resources: unstructured objects, structure deduced from
+		// the objects themselves where no schema says more.
+		m, err = managedfields.NewDefaultCRDFieldManager(managedfields.NewDeducedTypeConverter(), unstructuredConvertor{},
+			noDefaults{}, unstructuredCreater{}, res.GVK(), res.GroupVersion(), subresource, resetFields(res, subresource))
+	} else {
+		m, err = managedfields.NewDefaultFieldManager(f.converter, f.scheme, noDefaults{}, f.scheme, res.GVK(),
+			res.GroupVersion(), subresource, resetFields(res, subresource))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -123,9 +132,49 @@ func (s *Server) trackUpdate(c *call, live, obj runtime.Object) (runtime.Object,
 	return fm.UpdateNoErrors(live, obj, manager), nil
 }
 
+// unstructuredConvertor converts custom objects between versions the way
+// conversion strategy None does: only apiVersion changes.
+type unstructuredConvertor struct{}
+
+func (unstructuredConvertor) Convert(in, out, context any) error {
+	u, ok1 := in.(*unstructured.Unstructured)
+	o, ok2 := out.(*unstructured.Unstructured)
+	if !ok1 || !ok2 {
+		return fmt.Errorf("cannot convert %T to %T", in, out)
+	}
+	o.Object = runtime.DeepCopyJSON(u.Object)
+	return nil
+}
+
+func (unstructuredConvertor) ConvertToVersion(in runtime.Object, gv runtime.GroupVersioner) (runtime.Object, error) {
+	u, ok := in.(*unstructured.Unstructured)
+	if !ok {
+		return nil, fmt.Errorf("cannot convert %T", in)
+	}
+	gvk, ok := gv.KindForGroupVersionKinds([]schema.GroupVersionKind{u.GroupVersionKind()})
+	if !ok {
+		return nil, fmt.Errorf("cannot convert %s to %v", u.GroupVersionKind(), gv)
+	}
+	out := u.DeepCopy()
+	out.SetGroupVersionKind(gvk)
+	return out, nil
+}
+
+func (unstructuredConvertor) ConvertFieldLabel(gvk schema.GroupVersionKind, label, value string) (string, string, error) {
+	return label, value, nil
+}
+
+type unstructuredCreater struct{}
+
+func (unstructuredCreater) New(gvk schema.GroupVersionKind) (runtime.Object, error) {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gvk)
+	return u, nil
+}
+
 // emptyObject is the "live" object of a create.
 func (s *Server) emptyObject(res *registry.Resource) (runtime.Object, error) {
-	obj, err := s.cfg.Registry.Scheme.New(res.GVK())
+	obj, err := s.cfg.Registry.NewObject(res)
 	if err != nil {
 		return nil, err
 	}

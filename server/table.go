@@ -13,8 +13,15 @@ import (
 // Each row carries the object's metadata (includeObject=Metadata, the
 // default), the whole object (Object) or nothing (None), as kubectl asks.
 func (s *Server) table(c *call, objs []runtime.Object, lm metav1.ListMeta) (*metav1.Table, error) {
-	p, ok := printers.For(c.res.Group, c.res.Resource)
-	if !ok {
+	var p printers.Printer
+	if c.res.CRD != "" {
+		var err error
+		if p, err = printers.Custom(c.res.Columns); err != nil {
+			return nil, err
+		}
+	} else if bp, ok := printers.For(c.res.Group, c.res.Resource); ok {
+		p = bp
+	} else {
 		p = printers.Default()
 	}
 	include := c.r.URL.Query().Get("includeObject")
