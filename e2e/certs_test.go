@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/pgkube/pgkube/pki"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
 	"k8s.io/client-go/rest"
 )
 
@@ -91,4 +93,12 @@ func ready(url string) bool {
 func withQPS(c *rest.Config, qps int) *rest.Config {
 	c.QPS, c.Burst = float32(qps), qps
 	return c
+}
+
+func yamlToUnstructured(y string, u *unstructured.Unstructured) error {
+	j, err := yaml.YAMLToJSON([]byte(y))
+	if err != nil {
+		return err
+	}
+	return u.UnmarshalJSON(j)
 }

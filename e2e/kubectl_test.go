@@ -288,13 +288,34 @@ func kubectlSession(t *testing.T, k *kubectl, ns string) {
 	contains(t, k.ok("scale", "deploy", "web", "-n", ns, "--replicas=3"), "deployment.apps/web scaled")
 	contains(t, k.ok("get", "deploy", "web", "-n", ns, "-o", "jsonpath={.spec.replicas}"), "3")
 
+	// Server-side apply: a second field manager conflicts, --force-conflicts
+	// takes the field over; kubectl diff (a dry-run patch) stores nothing.
+	ssa := func(value string) string {
+		return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\n  namespace: " + ns + "\ndata:\n  a: \"" + value + "\"\n  b: \"2\"\n"
+	}
+	contains(t, k.okIn(ssa("1"), "apply", "--server-side", "-f", "-"), "configmap/ssa serverside-applied")
+	out, err := k.run(ssa("9"), "apply", "--server-side", "--field-manager=other", "-f", "-")
+	if err == nil {
+		t.Fatalf("a conflicting server-side apply succeeded:\n%s", out)
+	}
+	contains(t, out, "Apply failed with 1 conflict", `conflict with "kubectl"`, ".data.a")
+	contains(t, k.okIn(ssa("9"), "apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", "-"), "serverside-applied")
+	contains(t, k.ok("get", "cm", "ssa", "-n", ns, "-o", "jsonpath={.data.a} {.metadata.managedFields[*].manager}"), "9 kubectl other")
+	out, err = k.run(ssa("5"), "diff", "-f", "-")
+	if err == nil {
+		t.Fatalf("kubectl diff found no change:\n%s", out)
+	}
+	contains(t, out, `-  a: "9"`, `+  a: "5"`)
+	contains(t, k.ok("get", "cm", "ssa", "-n", ns, "-o", "jsonpath={.data.a}"), "9")
+	k.okIn(ssa("9"), "delete", "-f", "-")
+
 	// Errors as kube-apiserver words them.
 	contains(t, k.fails("get", "cm", "nope", "-n", ns), `Error from server (NotFound): configmaps "nope" not found`)
 	contains(t, k.fails("create", "cm", "settings", "-n", ns), `configmaps "settings" already exists`)
 	contains(t, k.fails("create", "cm", "x", "-n", "no-such-ns"), `namespaces "no-such-ns" not found`)
 	stale := k.ok("get", "cm", "settings", "-n", ns, "-o", "json")
 	k.ok("label", "cm", "settings", "-n", ns, "bump=1")
-	out, err := k.run(stale, "replace", "-f", "-")
+	out, err = k.run(stale, "replace", "-f", "-")
 	if err == nil {
 		t.Fatalf("replace with a stale resourceVersion succeeded:\n%s", out)
 	}
