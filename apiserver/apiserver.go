@@ -237,7 +237,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	// The authorizer's cache must hold the policy before the first
 	// request, and aggregated roles (admin, edit, view) their rules.
 	agg := newAggregator(s, rbac, "root")
-	feed := &policyFeed{store: store, hub: hub, rbac: rbac, cluster: "root", log: opts.Log, rolesChanged: agg.changed}
+	feed := &feed{store: store, hub: hub, cluster: "root", kinds: rbacKinds, cache: rbac, log: opts.Log,
+		changed: func(key string) {
+			if key == "" || key == "rbac.authorization.k8s.io/clusterroles" {
+				agg.changed()
+			}
+		}}
 	var from int64
 	for pass, settled := 0, false; !settled; pass++ {
 		if pass == 10 {

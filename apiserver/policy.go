@@ -5,129 +5,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/pgkube/pgkube/authz"
-	"github.com/pgkube/pgkube/storage"
-	"github.com/pgkube/pgkube/watch"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// rbacKinds are the RBAC resources the authorizer's cache follows, by
-// storage key.
-var rbacKinds = []struct {
-	key string
-	new func() runtime.Object
-}{
+// rbacKinds are the RBAC resources the authorizer's cache follows.
+var rbacKinds = []feedKind{
 	{"rbac.authorization.k8s.io/roles", func() runtime.Object { return &rbacv1.Role{} }},
 	{"rbac.authorization.k8s.io/rolebindings", func() runtime.Object { return &rbacv1.RoleBinding{} }},
 	{"rbac.authorization.k8s.io/clusterroles", func() runtime.Object { return &rbacv1.ClusterRole{} }},
 	{"rbac.authorization.k8s.io/clusterrolebindings", func() runtime.Object { return &rbacv1.ClusterRoleBinding{} }},
-}
-
-// policyFeed keeps one cluster's RBAC cache in step with storage: a
-// snapshot, then the change log through the watch hub, as upstream's RBAC
-// authorizer follows informers. When ClusterRoles change it tells the
-// aggregator.
-type policyFeed struct {
-	store   *storage.Store
-	hub     *watch.Hub
-	rbac    *authz.RBAC
-	cluster string
-	log     *slog.Logger
-	// rolesChanged is told that ClusterRoles changed.
-	rolesChanged func()
-}
-
-// load replaces the cache with the state at the cluster's current
-// resourceVersion and returns that version.
-func (f *policyFeed) load(ctx context.Context) (int64, error) {
-	rv, _, err := f.store.CurrentRV(ctx, f.cluster)
-	if err != nil {
-		return 0, err
-	}
-	var objs []runtime.Object
-	for _, k := range rbacKinds {
-		res, err := f.store.List(ctx, f.cluster, storage.ListOptions{Resource: k.key, AtRV: rv})
-		if err != nil {
-			return 0, fmt.Errorf("load RBAC policy: %w", err)
-		}
-		for _, o := range res.Items {
-			obj := k.new()
-			if err := json.Unmarshal(o.Data, obj); err != nil {
-				return 0, fmt.Errorf("load RBAC policy: %s: %w", o.Key, err)
-			}
-			objs = append(objs, obj)
-		}
-	}
-	f.rbac.Replace(f.cluster, objs)
-	return rv, nil
-}
-
-// run follows changes after rv until ctx ends, reloading after any gap
-// (a watcher that fell behind, history compacted under it).
-func (f *policyFeed) run(ctx context.Context, rv int64) {
-	for ctx.Err() == nil {
-		err := f.follow(ctx, rv)
-		if ctx.Err() != nil {
-			return
-		}
-		f.log.Warn("RBAC policy feed restarting", "cluster", f.cluster, "err", err)
-		for ctx.Err() == nil {
-			if rv, err = f.load(ctx); err == nil {
-				f.rolesChanged()
-				break
-			}
-			f.log.Warn("RBAC policy reload", "cluster", f.cluster, "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-		}
-	}
-}
-
-func (f *policyFeed) follow(ctx context.Context, rv int64) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make(chan error, len(rbacKinds))
-	for _, k := range rbacKinds {
-		w, err := f.hub.Watch(ctx, f.cluster, k.key, "", rv, nil, false)
-		if err != nil {
-			return err
-		}
-		go func() {
-			defer w.Stop()
-			for {
-				events, err := w.Next(ctx)
-				if err != nil {
-					errs <- err
-					return
-				}
-				for _, e := range events {
-					if e.Progress {
-						continue
-					}
-					obj := k.new()
-					if err := json.Unmarshal(e.Data, obj); err != nil {
-						errs <- fmt.Errorf("%s: %w", e.Key, err)
-						return
-					}
-					f.rbac.Apply(f.cluster, obj, e.Deleted)
-				}
-				if k.key == "rbac.authorization.k8s.io/clusterroles" {
-					f.rolesChanged()
-				}
-			}
-		}()
-	}
-	return <-errs
 }
 
 // aggregator keeps aggregated ClusterRoles (admin, edit, view and any with
