@@ -237,7 +237,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	// The authorizer's cache must hold the policy before the first
 	// request, and aggregated roles (admin, edit, view) their rules.
 	agg := newAggregator(s, rbac, "root")
-	feed := &feed{store: store, hub: hub, cluster: "root", kinds: rbacKinds, cache: rbac, log: opts.Log,
+	rbacFeed := &feed{store: store, hub: hub, cluster: "root", kinds: rbacKinds, cache: rbac, log: opts.Log,
 		changed: func(key string) {
 			if key == "" || key == "rbac.authorization.k8s.io/clusterroles" {
 				agg.changed()
@@ -248,7 +248,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		if pass == 10 {
 			return nil, errors.New("aggregated ClusterRoles do not settle")
 		}
-		if from, err = feed.load(ctx); err != nil {
+		if from, err = rbacFeed.load(ctx); err != nil {
 			return nil, err
 		}
 		n, err := agg.pass(ctx)
@@ -257,7 +257,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 		settled = n == 0
 	}
-	go feed.run(base, from)
+	go rbacFeed.run(base, from)
 	go agg.run(base)
 	crds := newCRDController(s, reg, store, hub, "root", opts.Log)
 	crdsFrom, err := crds.load(ctx)
