@@ -32,6 +32,8 @@ type call struct {
 	cluster string
 	// warnings go out as Warning headers, as kube-apiserver sends them.
 	warnings []string
+	// admissionWarnings collects what admission plugins warn about.
+	admissionWarnings *admission.Warnings
 	// applied: the write is a server-side apply, whose merge maintains
 	// managedFields itself.
 	applied bool
@@ -59,7 +61,8 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, ri reques
 			acceptedMedia(res), 0, false))
 		return
 	}
-	c := &call{w: w, r: r, ctx: r.Context(), ri: ri, res: res, out: out, cluster: s.cfg.Cluster}
+	ctx, warnings := admission.WithWarnings(r.Context())
+	c := &call{w: w, r: r, ctx: ctx, ri: ri, res: res, out: out, cluster: s.cfg.Cluster, admissionWarnings: warnings}
 	s.metrics.label(r, ri.Verb, res.Resource, ri.Subresource)
 	if err := s.dispatch(c); err != nil {
 		c.flushWarnings()
@@ -68,6 +71,8 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, ri reques
 }
 
 func (c *call) flushWarnings() {
+	c.warnings = append(c.warnings, c.admissionWarnings.List()...)
+	c.admissionWarnings = nil
 	for _, w := range c.warnings {
 		c.w.Header().Add("Warning", fmt.Sprintf("299 - %q", w))
 	}
