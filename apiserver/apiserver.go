@@ -161,10 +161,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	var hub *watch.Hub
 	var nsLifecycle *admission.NamespaceLifecycle
+	var readCache *admission.ReadCache
+	var quotas *quotaRecalculator
 	var srv *server.Server
 	storeOpts := []storage.Option{
 		storage.OnCommit(func(cluster string, objs []storage.Object) { hub.Committed(cluster, objs) }),
 		storage.OnCommit(func(cluster string, objs []storage.Object) { nsLifecycle.Committed(cluster, objs) }),
+		storage.OnCommit(func(cluster string, objs []storage.Object) { readCache.Committed(cluster, objs) }),
+		storage.OnCommit(func(cluster string, objs []storage.Object) { quotas.committed(cluster, objs) }),
 		storage.ObserveLatency(func(op string, d time.Duration) { srv.ObserveStorage(op, d) }),
 	}
 	if crypt != nil {
@@ -173,6 +177,16 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	store := storage.New(pool, storeOpts...)
 	s.store = store
 	nsLifecycle = admission.NewNamespaceLifecycle(store)
+	readCache = admission.NewReadCache(store, admission.AdmissionCachedResources()...)
+	limitRanger := admission.NewLimitRanger(readCache)
+	serviceAccounts := admission.NewServiceAccount(readCache)
+	priority := admission.NewPriority(readCache)
+	podSecurity, err := admission.NewPodSecurity(readCache)
+	if err != nil {
+		return nil, err
+	}
+	resourceQuota := admission.NewResourceQuota(store, readCache)
+	quotas = newQuotaRecalculator(resourceQuota, opts.Log)
 	hub = watch.NewHub(store, watch.Options{})
 	services, err := server.NewServiceAllocator(store, opts.ServiceCIDR, opts.NodePortRange)
 	if err != nil {
@@ -210,8 +224,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	srv = server.New(server.Config{
 		Store: store, Registry: reg, Watch: hub, BookmarkInterval: opts.WatchBookmarkInterval,
 		WriteHooks: map[schema.GroupResource]server.WriteHook{{Resource: "services"}: services},
+		// kube-apiserver's order; quota last, so that a write refused by
+		// anything else is never charged.
 		Admission: &admission.Chain{
-			Validating: []admission.Plugin{nsLifecycle, admission.RBACEscalation{Checker: escalation}},
+			Mutating: []admission.Plugin{limitRanger, serviceAccounts, priority, admission.NewDefaultTolerationSeconds()},
+			Validating: []admission.Plugin{nsLifecycle, admission.ValidatingHalf(limitRanger), admission.ValidatingHalf(serviceAccounts),
+				podSecurity, admission.ValidatingHalf(priority), admission.RBACEscalation{Checker: escalation}, resourceQuota},
 		},
 		Stopping:      base,
 		Authenticator: authenticator, Authorizer: authorizer, APIAudiences: opts.APIAudiences, Audit: auditSink,
@@ -265,6 +283,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	go crds.run(base, crdsFrom)
+	go quotas.run(base)
 	if crypt != nil {
 		go s.reencrypt(base, crypt)
 	}

@@ -86,23 +86,28 @@ func (s *Server) createObject(c *call, obj runtime.Object, applied bool) error {
 		m, _ = meta.Accessor(obj)
 	}
 	generated := m.GetName() == "" && m.GetGenerateName() != ""
+	if generated {
+		m.SetName(m.GetGenerateName() + utilrand.String(5))
+	}
+	if err := s.mutate(c, admission.Create, obj, nil, m.GetNamespace(), m.GetName()); err != nil {
+		return err
+	}
+	// Again: what admission added (a service account's token volume) gets
+	// its defaults too, as upstream's decode from storage would.
+	if c.res.Default != nil {
+		c.res.Default(obj)
+	}
+	if err := s.validate(c, obj, nil); err != nil {
+		return err
+	}
+	if err := s.admit(c, admission.Create, obj, nil, m.GetNamespace(), m.GetName()); err != nil {
+		return err
+	}
+	// Only the write is retried under another generated name: admission
+	// (a quota charge) has been done once and stays done.
 	for attempt := 0; ; attempt++ {
-		if generated {
+		if generated && attempt > 0 {
 			m.SetName(m.GetGenerateName() + utilrand.String(5))
-		}
-		if err := s.mutate(c, admission.Create, obj, nil, m.GetNamespace(), m.GetName()); err != nil {
-			return err
-		}
-		// Again: what admission added (a service account's token volume)
-		// gets its defaults too, as upstream's decode from storage would.
-		if c.res.Default != nil {
-			c.res.Default(obj)
-		}
-		if err := s.validate(c, obj, nil); err != nil {
-			return err
-		}
-		if err := s.admit(c, admission.Create, obj, nil, m.GetNamespace(), m.GetName()); err != nil {
-			return err
 		}
 		stored, err := s.store(c, obj, nil, storage.Create, 0)
 		if generated && errors.Is(err, storage.ErrExists) && attempt < generateNameAttempts {

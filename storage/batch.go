@@ -123,16 +123,19 @@ func (s *Store) commitBatch(cluster string, batch []*pending) {
 		// Before the writers hear back: their next update may start from it.
 		s.recent.committed(cluster, committed)
 	}
+	// Hooks run before the writers hear back, so that caches fed by them
+	// (admission's, the namespace lifecycle's) never answer a client's next
+	// request with what its own write replaced.
+	if err == nil && len(committed) > 0 {
+		for _, f := range s.onCommit {
+			f(cluster, committed)
+		}
+	}
 	for _, p := range live {
 		if err != nil {
 			p.err, p.res = err, Object{}
 		}
 		close(p.done)
-	}
-	if err == nil && len(committed) > 0 {
-		for _, f := range s.onCommit {
-			f(cluster, committed)
-		}
 	}
 }
 

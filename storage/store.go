@@ -86,7 +86,8 @@ func (s *Store) timed(op string) func() {
 // Option configures a Store.
 type Option func(*Store)
 
-// OnCommit registers a function called after each committed batch of writes.
+// OnCommit registers a function called after each committed batch of
+// writes, before the writers are answered; it must be quick.
 func OnCommit(f func(cluster string, objs []Object)) Option {
 	return func(s *Store) { s.onCommit = append(s.onCommit, f) }
 }
