@@ -3,158 +3,158 @@ package server
 import (
 	"crypto/sha512"
 	"encoding/hex"
-	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
-	openapiv2 "github.com/google/gnostic-models/openapiv2"
 	"github.com/pgkube/pgkube/registry"
-	"google.golang.org/protobuf/proto"
+	"github.com/pgkube/pgkube/schemas"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
-// The OpenAPI served here is the skeleton clients probe before writing: one
-// path per resource whose PATCH operation names its kind and the
-// fieldValidation parameter, so kubectl leaves validation to the server.
-// Full schemas are the schemas package's job.
+// The OpenAPI documents come from a schemas.Set: /openapi/v2 (JSON, or
+// gnostic protobuf, which client-go asks for) and /openapi/v3 with one
+// document per group version. Every patch operation takes the
+// fieldValidation parameter, so kubectl 1.27-1.33 leaves validation to the
+// server. Documents carry ETags and answer If-None-Match with 304.
 
-func (s *Server) gvPaths() map[string][2]string {
-	out := map[string][2]string{}
-	for _, g := range s.cfg.Registry.Groups() {
+const (
+	mediaOpenAPIV2Proto = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+)
+
+// schemasOf describes the registry's resources.
+func schemasOf(reg *registry.Registry) (*schemas.Set, error) {
+	var resources []schemas.Resource
+	for _, g := range reg.Groups() {
 		for _, v := range g.Versions {
-			if g.Name == "" {
-				out["api/"+v] = [2]string{g.Name, v}
-			} else {
-				out["apis/"+g.Name+"/"+v] = [2]string{g.Name, v}
+			for _, r := range reg.Resources(g.Name, v) {
+				resources = append(resources, schemas.Resource{
+					Group: r.Group, Version: r.Version, Resource: r.Resource, Kind: r.Kind, ListKind: r.ListKind,
+					Namespaced: r.Namespaced, Status: r.Status, Scale: r.Scale != nil, CreateOnly: r.CreateOnly,
+					Subresources: r.Subresources, Verbs: r.Verbs(),
+				})
 			}
 		}
 	}
-	return out
+	set, err := schemas.New(resources, schemas.WithVersion(Version.GitVersion))
+	if err != nil {
+		return nil, fmt.Errorf("describing the served resources in OpenAPI: %w", err)
+	}
+	return set, nil
+}
+
+// openAPISet returns the Set, or the error that kept New from building it.
+func (s *Server) openAPISet() (*schemas.Set, error) {
+	if s.cfg.Schemas != nil {
+		return s.cfg.Schemas, nil
+	}
+	// Only reached when New failed to build the Set: rebuilding it here
+	// tells the client why.
+	return schemasOf(s.cfg.Registry)
+}
+
+// notModified answers a conditional GET whose If-None-Match names etag.
+func notModified(w http.ResponseWriter, r *http.Request, etag string) bool {
+	w.Header().Set("ETag", etag)
+	for _, tag := range strings.Split(r.Header.Get("If-None-Match"), ",") {
+		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+		if tag == etag || tag == "*" {
+			w.WriteHeader(http.StatusNotModified)
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) openAPIV2(w http.ResponseWriter, r *http.Request) {
+	set, err := s.openAPISet()
+	if err != nil {
+		writeStatusError(w, apierrors.NewInternalError(err))
+		return
+	}
+	w.Header().Add("Vary", "Accept")
+	body, etag, media := []byte(nil), "", mediaJSON
+	if strings.Contains(r.Header.Get("Accept"), "protobuf") {
+		body, etag = set.V2Proto()
+		media = mediaOpenAPIV2Proto
+	} else {
+		body, etag = set.V2JSON()
+	}
+	if body == nil {
+		writeStatusError(w, apierrors.NewInternalError(fmt.Errorf("building /openapi/v2: %w", set.Err())))
+		return
+	}
+	if notModified(w, r, etag) {
+		return
+	}
+	writeBytes(w, http.StatusOK, media, body)
 }
 
 func (s *Server) openAPIV3Index(w http.ResponseWriter, r *http.Request) {
-	paths := map[string]any{}
-	for p, gv := range s.gvPaths() {
-		body, _ := json.Marshal(s.openAPIV3Doc(gv[0], gv[1]))
-		sum := sha512.Sum512(body)
-		paths[p] = map[string]string{"serverRelativeURL": "/openapi/v3/" + p + "?hash=" + strings.ToUpper(hex.EncodeToString(sum[:]))}
+	set, err := s.openAPISet()
+	if err != nil {
+		writeStatusError(w, apierrors.NewInternalError(err))
+		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"paths": paths})
+	body := set.V3Index()
+	if body == nil {
+		writeStatusError(w, apierrors.NewInternalError(fmt.Errorf("building /openapi/v3: %w", set.Err())))
+		return
+	}
+	sum := sha512.Sum512(body)
+	if notModified(w, r, `"`+strings.ToUpper(hex.EncodeToString(sum[:]))+`"`) {
+		return
+	}
+	writeBytes(w, http.StatusOK, mediaJSON, body)
+}
+
+// acceptsJSON reports whether the client takes JSON, the only form the v3
+// documents are served in.
+func acceptsJSON(accept string) bool {
+	if accept == "" {
+		return true
+	}
+	for _, clause := range strings.Split(accept, ",") {
+		media := strings.TrimSpace(strings.SplitN(clause, ";", 2)[0])
+		if media == mediaJSON || media == "*/*" || media == "application/*" {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) openAPIV3(w http.ResponseWriter, r *http.Request) {
-	p := strings.TrimPrefix(r.URL.Path, "/openapi/v3/")
-	gv, ok := s.gvPaths()[p]
+	set, err := s.openAPISet()
+	if err != nil {
+		writeStatusError(w, apierrors.NewInternalError(err))
+		return
+	}
+	gv := strings.TrimPrefix(r.URL.Path, "/openapi/v3/")
+	body, etag, ok := set.V3(gv)
 	if !ok {
 		writeStatusError(w, notFoundPath(r))
 		return
 	}
-	writeJSON(w, http.StatusOK, s.openAPIV3Doc(gv[0], gv[1]))
-}
-
-// openAPIV2 serves the same skeleton as Swagger 2.0, in protobuf (what
-// client-go's discovery asks for) or JSON. kubectl 1.27 and 1.28 probe it
-// before every apply.
-func (s *Server) openAPIV2(w http.ResponseWriter, r *http.Request) {
-	if strings.Contains(r.Header.Get("Accept"), "protobuf") {
-		doc := &openapiv2.Document{
-			Swagger: "2.0",
-			Info:    &openapiv2.Info{Title: "Kubernetes", Version: Version.GitVersion},
-			Paths:   &openapiv2.Paths{},
-		}
-		for _, g := range s.cfg.Registry.Groups() {
-			for _, v := range g.Versions {
-				for _, res := range s.cfg.Registry.Resources(g.Name, v) {
-					if res.CreateOnly {
-						continue
-					}
-					doc.Paths.Path = append(doc.Paths.Path, &openapiv2.NamedPathItem{
-						Name:  resourcePath(res),
-						Value: &openapiv2.PathItem{Patch: patchOperationV2(res)},
-					})
-				}
-			}
-		}
-		body, err := proto.Marshal(doc)
-		if err != nil {
-			writeStatusError(w, apierrors.NewInternalError(err))
-			return
-		}
-		writeBytes(w, http.StatusOK, "application/com.github.proto-openapi.spec.v2.v1.0+protobuf", body)
+	w.Header().Add("Vary", "Accept")
+	if !acceptsJSON(r.Header.Get("Accept")) {
+		writeStatusError(w, apierrors.NewGenericServerResponse(http.StatusNotAcceptable, r.Method, schemaGR("", ""), "",
+			"only application/json is served for OpenAPI v3", 0, false))
 		return
 	}
-	paths := map[string]any{}
-	for _, g := range s.cfg.Registry.Groups() {
-		for _, v := range g.Versions {
-			doc := s.openAPIV3Doc(g.Name, v)
-			for p, item := range doc["paths"].(map[string]any) {
-				paths[p] = item
-			}
+	// A URL naming a hash is what the index hands out: it may be cached for
+	// good, and one naming an older hash is sent to the current document.
+	if hash := r.URL.Query().Get("hash"); hash != "" {
+		current := strings.Trim(etag, `"`)
+		if hash != current {
+			http.Redirect(w, r, "/openapi/v3/"+gv+"?hash="+current, http.StatusMovedPermanently)
+			return
 		}
+		w.Header().Set("Cache-Control", "public, immutable")
+		w.Header().Set("Expires", time.Now().AddDate(1, 0, 0).UTC().Format(http.TimeFormat))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"swagger": "2.0",
-		"info":    map[string]string{"title": "Kubernetes", "version": Version.GitVersion},
-		"paths":   paths,
-	})
-}
-
-func patchOperationV2(res *registry.Resource) *openapiv2.Operation {
-	op := &openapiv2.Operation{
-		OperationId: "patch" + res.Kind,
-		VendorExtension: []*openapiv2.NamedAny{
-			{Name: "x-kubernetes-action", Value: &openapiv2.Any{Yaml: "patch\n"}},
-			{Name: "x-kubernetes-group-version-kind", Value: &openapiv2.Any{
-				Yaml: "group: \"" + res.Group + "\"\nkind: " + res.Kind + "\nversion: " + res.Version + "\n"}},
-		},
+	if notModified(w, r, etag) {
+		return
 	}
-	for _, name := range []string{"dryRun", "fieldManager", "fieldValidation", "force"} {
-		op.Parameters = append(op.Parameters, &openapiv2.ParametersItem{Oneof: &openapiv2.ParametersItem_Parameter{
-			Parameter: &openapiv2.Parameter{Oneof: &openapiv2.Parameter_NonBodyParameter{
-				NonBodyParameter: &openapiv2.NonBodyParameter{Oneof: &openapiv2.NonBodyParameter_QueryParameterSubSchema{
-					QueryParameterSubSchema: &openapiv2.QueryParameterSubSchema{Name: name, In: "query", Type: "string"},
-				}},
-			}},
-		}})
-	}
-	return op
-}
-
-func (s *Server) openAPIV3Doc(group, version string) map[string]any {
-	paths := map[string]any{}
-	for _, res := range s.cfg.Registry.Resources(group, version) {
-		if res.CreateOnly {
-			continue
-		}
-		paths[resourcePath(res)] = map[string]any{
-			"patch": map[string]any{
-				"operationId": "patch" + res.Kind,
-				"parameters": []map[string]any{
-					{"name": "dryRun", "in": "query", "schema": map[string]string{"type": "string"}},
-					{"name": "fieldManager", "in": "query", "schema": map[string]string{"type": "string"}},
-					{"name": "fieldValidation", "in": "query", "schema": map[string]string{"type": "string"}},
-					{"name": "force", "in": "query", "schema": map[string]string{"type": "boolean"}},
-				},
-				"x-kubernetes-action":             "patch",
-				"x-kubernetes-group-version-kind": map[string]string{"group": res.Group, "version": res.Version, "kind": res.Kind},
-				"responses":                       map[string]any{"200": map[string]any{"description": "OK"}},
-			},
-		}
-	}
-	return map[string]any{
-		"openapi": "3.0.0",
-		"info":    map[string]string{"title": "Kubernetes", "version": Version.GitVersion},
-		"paths":   paths,
-	}
-}
-
-func resourcePath(res *registry.Resource) string {
-	prefix := "/api/" + res.Version
-	if res.Group != "" {
-		prefix = "/apis/" + res.Group + "/" + res.Version
-	}
-	if res.Namespaced {
-		return prefix + "/namespaces/{namespace}/" + res.Resource + "/{name}"
-	}
-	return prefix + "/" + res.Resource + "/{name}"
+	writeBytes(w, http.StatusOK, mediaJSON, body)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/pgkube/pgkube/authz"
 	"github.com/pgkube/pgkube/migrations"
 	"github.com/pgkube/pgkube/registry"
+	"github.com/pgkube/pgkube/schemas"
 	"github.com/pgkube/pgkube/storage"
 	"github.com/pgkube/pgkube/watch"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -67,6 +68,9 @@ type Config struct {
 	// discovery), served behind authentication and authorization like the
 	// rest.
 	Paths map[string]http.HandlerFunc
+	// Schemas describes the served kinds for /openapi/v2 and /openapi/v3;
+	// nil describes the Registry's built-in resources.
+	Schemas *schemas.Set
 }
 
 // WriteHook prepares a write of one resource: it may fill fields of obj
@@ -93,6 +97,10 @@ func New(cfg Config) *Server {
 	}
 	if cfg.BookmarkInterval == 0 {
 		cfg.BookmarkInterval = 30 * time.Second
+	}
+	if cfg.Schemas == nil {
+		// On failure the OpenAPI handlers report the error.
+		cfg.Schemas, _ = schemasOf(cfg.Registry)
 	}
 	return &Server{cfg: cfg, codecs: newCodecs(cfg.Registry.Scheme), metrics: newMetrics(), started: time.Now(),
 		fields: newFieldManagers(cfg.Registry.Scheme, cfg.TypeConverter)}
