@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
@@ -74,6 +75,10 @@ var zeroObjects = []struct {
 	{"storage.k8s.io", "storageclasses", &storagev1.StorageClass{}},
 	{"scheduling.k8s.io", "priorityclasses", &schedulingv1.PriorityClass{}},
 	{"node.k8s.io", "runtimeclasses", &nodev1.RuntimeClass{}},
+	{"admissionregistration.k8s.io", "mutatingwebhookconfigurations", &admissionregistrationv1.MutatingWebhookConfiguration{}},
+	{"admissionregistration.k8s.io", "validatingwebhookconfigurations", &admissionregistrationv1.ValidatingWebhookConfiguration{}},
+	{"admissionregistration.k8s.io", "validatingadmissionpolicies", &admissionregistrationv1.ValidatingAdmissionPolicy{}},
+	{"admissionregistration.k8s.io", "validatingadmissionpolicybindings", &admissionregistrationv1.ValidatingAdmissionPolicyBinding{}},
 }
 
 func TestEveryResourceFillsEveryColumn(t *testing.T) {

@@ -59,6 +59,7 @@ func bindingColumns(kind, roleRefDoc string) []metav1.TableColumnDefinition {
 }
 
 var builtins = []builtin{
+	mutatingWebhookConfigurations, validatingWebhookConfigurations, validatingAdmissionPolicies, validatingAdmissionPolicyBindings,
 	// core
 	{"", "pods", columns(
 		nameColumn(),
