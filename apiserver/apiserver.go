@@ -16,6 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgkube/pgkube/admission"
+	"github.com/pgkube/pgkube/admission/policy"
+	"github.com/pgkube/pgkube/admission/webhook"
 	"github.com/pgkube/pgkube/audit"
 	"github.com/pgkube/pgkube/authn"
 	"github.com/pgkube/pgkube/authz"
@@ -26,6 +28,8 @@ import (
 	"github.com/pgkube/pgkube/server"
 	"github.com/pgkube/pgkube/storage"
 	"github.com/pgkube/pgkube/watch"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
@@ -186,6 +190,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	resourceQuota := admission.NewResourceQuota(store, readCache)
+	webhooks := webhook.New(webhook.Options{Store: readCache, Typer: reg.Scheme})
+	policies := policy.New(policy.Options{Store: readCache, ParamResource: paramResource(reg), Typer: reg.Scheme})
 	quotas = newQuotaRecalculator(resourceQuota, opts.Log)
 	hub = watch.NewHub(store, watch.Options{})
 	services, err := server.NewServiceAllocator(store, opts.ServiceCIDR, opts.NodePortRange)
@@ -227,9 +233,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		// kube-apiserver's order; quota last, so that a write refused by
 		// anything else is never charged.
 		Admission: &admission.Chain{
-			Mutating: []admission.Plugin{limitRanger, serviceAccounts, priority, admission.NewDefaultTolerationSeconds()},
+			Mutating: []admission.Plugin{limitRanger, serviceAccounts, priority, admission.NewDefaultTolerationSeconds(),
+				webhooks.Mutating()},
 			Validating: []admission.Plugin{nsLifecycle, admission.ValidatingHalf(limitRanger), admission.ValidatingHalf(serviceAccounts),
-				podSecurity, admission.ValidatingHalf(priority), admission.RBACEscalation{Checker: escalation}, resourceQuota},
+				podSecurity, admission.ValidatingHalf(priority), admission.RBACEscalation{Checker: escalation},
+				policies.Plugin(), webhooks.Validating(), resourceQuota},
 		},
 		Stopping:      base,
 		Authenticator: authenticator, Authorizer: authorizer, APIAudiences: opts.APIAudiences, Audit: auditSink,
@@ -277,7 +285,22 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	go rbacFeed.run(base, from)
 	go agg.run(base)
+	admissionFeed := &feed{store: store, hub: hub, cluster: "root", kinds: admissionConfigKinds, log: opts.Log,
+		cache: newApplyCache(func(obj runtime.Object) applier {
+			switch obj.(type) {
+			case *admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+				return policies
+			}
+			return webhooks
+		})}
+	admissionFrom, err := admissionFeed.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	go admissionFeed.run(base, admissionFrom)
 	crds := newCRDController(s, reg, store, hub, "root", opts.Log)
+	crdSchemas := &crdSchemas{set: srv.Schemas(), kinds: map[string][]schema.GroupVersionKind{}}
+	crds.schemaChanged, crds.validator = crdSchemas.changed, crdSchemas.validator
 	crdsFrom, err := crds.load(ctx)
 	if err != nil {
 		return nil, err

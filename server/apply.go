@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/kube-openapi/pkg/validation/spec"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 	"sigs.k8s.io/yaml"
 )
@@ -23,10 +25,14 @@ import (
 // structured-merge-diff machinery that records who owns which field
 // (metadata.managedFields) on every write and merges server-side applies.
 type fieldManagers struct {
-	scheme    *runtime.Scheme
-	converter managedfields.TypeConverter
-	mu        sync.Mutex
-	byKey     map[fieldManagerKey]*managedfields.FieldManager
+	scheme *runtime.Scheme
+	// newConverter builds the built-in kinds' type converter on first use:
+	// it parses the whole OpenAPI document, which start-up need not wait
+	// for.
+	newConverter func() managedfields.TypeConverter
+	converter    managedfields.TypeConverter
+	mu           sync.Mutex
+	byKey        map[fieldManagerKey]*managedfields.FieldManager
 }
 
 type fieldManagerKey struct {
@@ -34,11 +40,24 @@ type fieldManagerKey struct {
 	subresource string
 }
 
-func newFieldManagers(scheme *runtime.Scheme, converter managedfields.TypeConverter) *fieldManagers {
-	if converter == nil {
-		converter = managedfields.NewDeducedTypeConverter()
+func newFieldManagers(scheme *runtime.Scheme, newConverter func() managedfields.TypeConverter) *fieldManagers {
+	return &fieldManagers{scheme: scheme, newConverter: newConverter, byKey: map[fieldManagerKey]*managedfields.FieldManager{}}
+}
+
+// typeConverter makes a TypeConverter from the definitions of an OpenAPI
+// v2 document: list keys and map types, so that ownership of a container
+// is by its name rather than of the whole list.
+func typeConverter(v2 []byte) (managedfields.TypeConverter, error) {
+	var sw spec.Swagger
+	if err := json.Unmarshal(v2, &sw); err != nil {
+		return nil, fmt.Errorf("read OpenAPI definitions: %w", err)
 	}
-	return &fieldManagers{scheme: scheme, converter: converter, byKey: map[fieldManagerKey]*managedfields.FieldManager{}}
+	defs := make(map[string]*spec.Schema, len(sw.Definitions))
+	for name := range sw.Definitions {
+		d := sw.Definitions[name]
+		defs[name] = &d
+	}
+	return managedfields.NewTypeConverter(defs, false)
 }
 
 // noDefaults: objects are defaulted by the REST layer itself, before the
@@ -71,6 +90,14 @@ func (f *fieldManagers) get(res *registry.Resource, subresource string) (*manage
 	defer f.mu.Unlock()
 	if m, ok := f.byKey[k]; ok {
 		return m, nil
+	}
+	if f.converter == nil {
+		if f.newConverter != nil {
+			f.converter = f.newConverter()
+		}
+		if f.converter == nil {
+			f.converter = managedfields.NewDeducedTypeConverter()
+		}
 	}
 	var m *managedfields.FieldManager
 	var err error

@@ -102,9 +102,26 @@ func New(cfg Config) *Server {
 		// On failure the OpenAPI handlers report the error.
 		cfg.Schemas, _ = schemasOf(cfg.Registry)
 	}
-	return &Server{cfg: cfg, codecs: newCodecs(cfg.Registry.Scheme), metrics: newMetrics(), started: time.Now(),
-		fields: newFieldManagers(cfg.Registry.Scheme, cfg.TypeConverter)}
+	s := &Server{cfg: cfg, codecs: newCodecs(cfg.Registry.Scheme), metrics: newMetrics(), started: time.Now()}
+	s.fields = newFieldManagers(cfg.Registry.Scheme, func() managedfields.TypeConverter {
+		if cfg.TypeConverter != nil {
+			return cfg.TypeConverter
+		}
+		if cfg.Schemas == nil {
+			return nil
+		}
+		v2, _ := cfg.Schemas.V2JSON()
+		tc, err := typeConverter(v2)
+		if err != nil {
+			return nil // deduced structure, every list atomic
+		}
+		return tc
+	})
+	return s
 }
+
+// Schemas is the OpenAPI description of what is served.
+func (s *Server) Schemas() *schemas.Set { return s.cfg.Schemas }
 
 // ObserveStorage feeds storage latencies into /metrics.
 func (s *Server) ObserveStorage(op string, d time.Duration) { s.metrics.ObserveStorage(op, d) }
