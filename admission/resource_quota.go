@@ -29,8 +29,12 @@ const (
 	// storage. A recount adds the charges younger than this whose objects
 	// it does not see yet, so it never forgets a create that was admitted
 	// but not yet written.
-	pendingTTL = 15 * time.Second
+	pendingTTL = 3 * time.Second
 )
+
+// QuotaPendingTTL is how long a recount keeps counting a fresh charge it
+// cannot see in storage yet.
+const QuotaPendingTTL = pendingTTL
 
 // QuotaStore reads ResourceQuotas and the objects they count, and writes
 // the quotas' usage.

@@ -19,7 +19,11 @@ type quotaRecalculator struct {
 	dirty chan nsRef
 }
 
-type nsRef struct{ cluster, namespace string }
+type nsRef struct {
+	cluster, namespace string
+	// again: this is the follow-up pass (see run).
+	again bool
+}
 
 func newQuotaRecalculator(q *admission.ResourceQuota, log *slog.Logger) *quotaRecalculator {
 	return &quotaRecalculator{quota: q, log: log, dirty: make(chan nsRef, 1024)}
@@ -31,7 +35,7 @@ func (r *quotaRecalculator) committed(cluster string, objs []storage.Object) {
 	for _, o := range objs {
 		if o.Deleted && o.Namespace != "" && o.Resource != "/resourcequotas" && o.Resource != "/events" {
 			select {
-			case r.dirty <- nsRef{cluster, o.Namespace}:
+			case r.dirty <- nsRef{cluster: cluster, namespace: o.Namespace}:
 			default:
 			}
 		}
@@ -62,6 +66,18 @@ func (r *quotaRecalculator) run(ctx context.Context) {
 		for n := range batch {
 			if err := r.quota.Recalculate(ctx, n.cluster, n.namespace); err != nil && ctx.Err() == nil {
 				r.log.Warn("quota recalculation", "namespace", n.namespace, "err", err)
+			}
+			if !n.again {
+				// A recount still counts charges admitted moments ago and
+				// perhaps not stored yet; once those are settled, count
+				// again so a deletion right after a create is given back.
+				n.again = true
+				time.AfterFunc(admission.QuotaPendingTTL+time.Second, func() {
+					select {
+					case r.dirty <- n:
+					default:
+					}
+				})
 			}
 		}
 	}

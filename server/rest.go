@@ -372,7 +372,8 @@ func (s *Server) decodeBody(c *call, want schema.GroupVersionKind) (runtime.Obje
 		return nil, err
 	}
 	if err := c.fieldProblems(mode, d.warnings); err != nil {
-		return nil, err
+		// As a decode failure: the body cannot be handled as the kind.
+		return nil, badRequest("%s in version %q cannot be handled as a %s: %s", want.Kind, want.GroupVersion().String(), want.Kind, errMessage(err))
 	}
 	return d.obj, nil
 }
