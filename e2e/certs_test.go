@@ -10,8 +10,8 @@ import (
 
 	"github.com/pgkube/pgkube/pki"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/yaml"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
 )
 
 // One CA for the test binary: `pgkube apiserver` processes and the shared

@@ -233,4 +233,6 @@ func defaultValue(v any, s *apiextensionsv1.JSONSchemaProps) {
 	}
 }
 
-func jsonUnmarshal(raw []byte, v any) error { return k8sjson.UnmarshalCaseSensitivePreserveInts(raw, v) }
+func jsonUnmarshal(raw []byte, v any) error {
+	return k8sjson.UnmarshalCaseSensitivePreserveInts(raw, v)
+}
