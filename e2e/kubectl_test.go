@@ -309,6 +309,21 @@ func kubectlSession(t *testing.T, k *kubectl, ns string) {
 	contains(t, k.ok("get", "cm", "ssa", "-n", ns, "-o", "jsonpath={.data.a}"), "9")
 	k.okIn(ssa("9"), "delete", "-f", "-")
 
+	// kubectl explain reads the OpenAPI v3 documents (v2 for old
+	// versions): built-in kinds and a CRD's schema.
+	contains(t, k.ok("explain", "pods.spec.containers.livenessProbe"), "KIND:", "Pod", "FIELD:", "livenessProbe", "httpGet", "initialDelaySeconds")
+	contains(t, k.ok("explain", "deployments", "--recursive"), "revisionHistoryLimit", "maxSurge", "terminationGracePeriodSeconds")
+	group := ns + ".example.com"
+	k.okIn(widgetCRD(group), "apply", "-f", "-")
+	eventually(t, "CRD explained", func() error {
+		out, err := k.run("", "explain", "widgets.spec", "--api-version="+group+"/v1", "--recursive")
+		if err != nil || !strings.Contains(out, "replicas") || !strings.Contains(out, "size") {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	k.ok("delete", "crd", "widgets."+group)
+
 	// Errors as kube-apiserver words them.
 	contains(t, k.fails("get", "cm", "nope", "-n", ns), `Error from server (NotFound): configmaps "nope" not found`)
 	contains(t, k.fails("create", "cm", "settings", "-n", ns), `configmaps "settings" already exists`)
