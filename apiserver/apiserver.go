@@ -21,6 +21,7 @@ import (
 	"github.com/pgkube/pgkube/audit"
 	"github.com/pgkube/pgkube/authn"
 	"github.com/pgkube/pgkube/authz"
+	"github.com/pgkube/pgkube/clusters"
 	"github.com/pgkube/pgkube/encryption"
 	"github.com/pgkube/pgkube/migrations"
 	"github.com/pgkube/pgkube/pki"
@@ -29,6 +30,7 @@ import (
 	"github.com/pgkube/pgkube/storage"
 	"github.com/pgkube/pgkube/watch"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -114,6 +116,8 @@ type Server struct {
 	done     chan struct{}
 	pki      *pki.Bundle
 	auditLog *audit.File
+	// kubernetesIP is the address of each cluster's "kubernetes" Service.
+	kubernetesIP string
 	// stop cancels every request's context: watches end when the server
 	// shuts down rather than holding Shutdown open.
 	stop context.CancelFunc
@@ -203,7 +207,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.pki = bundle
-	authenticator, tokens, issuer, err := authenticators(opts, bundle, boundLookup{store: store, cluster: "root"})
+	authenticator, tenantCreds, err := authenticators(opts, bundle, store, boundLookup{store: store})
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +215,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	rbac := authz.NewRBAC()
 	authorizer := authz.Union{authz.PrivilegedGroups{authn.SystemPrivileged}, rbac}
 	escalation := &authz.Escalation{RBAC: rbac, Authorizer: authorizer}
-	rv := &reviews{store: store, authorizer: authorizer, rbac: rbac, tokens: tokens, issuer: issuer,
+	tenancyCtl := &tenancy{store: store, hub: hub, tenants: tenantCreds, rbac: rbac, log: opts.Log}
+	rv := &reviews{store: store, authorizer: authorizer, rbac: rbac,
+		tokens: []authn.TokenAuthenticator{authn.PerCluster{For: tenantCreds.tokenAuthenticators}}, issuer: tenantCreds.issuerOf,
 		audiences: opts.APIAudiences, maxTokenTTL: opts.ServiceAccountMaxTokenTTL}
 	if opts.AuditLogPath != "" {
 		if s.auditLog, err = audit.OpenFile(opts.AuditLogPath); err != nil {
@@ -241,9 +247,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		},
 		Stopping:      base,
 		Authenticator: authenticator, Authorizer: authorizer, APIAudiences: opts.APIAudiences, Audit: auditSink,
-		Virtual: rv.handlers(), Paths: issuerDiscovery(issuer),
+		Virtual: rv.handlers(), Paths: issuerDiscovery(tenantCreds), Clusters: tenancyCtl,
 	})
 	s.handler = srv.Handler()
+	tenancyCtl.s = s
+	s.kubernetesIP = services.KubernetesIP()
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", opts.Listen, err)
@@ -254,50 +262,22 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		listenURL = opts.DatabaseURL
 	}
 	hub.Start(base, pool, listenURL, opts.Log)
-	if err := s.bootstrap(ctx, services.KubernetesIP()); err != nil {
+	if err := s.bootstrap(ctx, s.kubernetesIP); err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
 	if err := s.bootstrapPolicy(ctx); err != nil {
 		return nil, fmt.Errorf("bootstrap RBAC policy: %w", err)
 	}
-	// The authorizer's cache must hold the policy before the first
-	// request, and aggregated roles (admin, edit, view) their rules.
-	agg := newAggregator(s, rbac, "root")
-	rbacFeed := &feed{store: store, hub: hub, cluster: "root", kinds: rbacKinds, cache: rbac, log: opts.Log,
-		changed: func(key string) {
-			if key == "" || key == "rbac.authorization.k8s.io/clusterroles" {
-				agg.changed()
-			}
-		}}
-	var from int64
-	for pass, settled := 0, false; !settled; pass++ {
-		if pass == 10 {
-			return nil, errors.New("aggregated ClusterRoles do not settle")
-		}
-		if from, err = rbacFeed.load(ctx); err != nil {
-			return nil, err
-		}
-		n, err := agg.pass(ctx)
-		if err != nil {
-			return nil, err
-		}
-		settled = n == 0
+	startFeeds := func(ctx context.Context, cluster string) error {
+		return startClusterFeeds(ctx, base, s, cluster, store, hub, rbac, policies, webhooks, opts.Log)
 	}
-	go rbacFeed.run(base, from)
-	go agg.run(base)
-	admissionFeed := &feed{store: store, hub: hub, cluster: "root", kinds: admissionConfigKinds, log: opts.Log,
-		cache: newApplyCache(func(obj runtime.Object) applier {
-			switch obj.(type) {
-			case *admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
-				return policies
-			}
-			return webhooks
-		})}
-	admissionFrom, err := admissionFeed.load(ctx)
-	if err != nil {
+	tenancyCtl.start, tenancyCtl.base = startFeeds, base
+	if err := startFeeds(ctx, clusters.Root); err != nil {
 		return nil, err
 	}
-	go admissionFeed.run(base, admissionFrom)
+	if err := s.ensure(ctx, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", &unstructured.Unstructured{Object: logicalClusterCRD}); err != nil {
+		return nil, fmt.Errorf("bootstrap LogicalCluster kind: %w", err)
+	}
 	crds := newCRDController(s, reg, store, hub, "root", opts.Log)
 	crdSchemas := &crdSchemas{set: srv.Schemas(), kinds: map[string][]schema.GroupVersionKind{}}
 	crds.schemaChanged, crds.validator = crdSchemas.changed, crdSchemas.validator
@@ -307,6 +287,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	go crds.run(base, crdsFrom)
 	go quotas.run(base)
+	go tenancyCtl.run(base)
 	if crypt != nil {
 		go s.reencrypt(base, crypt)
 	}
@@ -314,9 +295,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	tlsConfig := &tls.Config{
 		Certificates: []tls.Certificate{bundle.ServingCert},
 		ClientCAs:    bundle.ClientCAs(),
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		MinVersion:   tls.VersionTLS12,
-		NextProtos:   []string{"h2", "http/1.1"},
+		// Certificates are verified per request, against the CA of the
+		// logical cluster addressed (authn.ClientCerts).
+		ClientAuth: tls.RequestClientCert,
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", "http/1.1"},
 	}
 	s.http = &http.Server{Handler: s.handler, ReadHeaderTimeout: 30 * time.Second, MaxHeaderBytes: 1 << 20,
 		BaseContext: func(net.Listener) context.Context { return base }, TLSConfig: tlsConfig,
@@ -347,19 +330,20 @@ func (s *Server) cleanup() {
 }
 
 // authenticators builds the authentication chain: client certificates,
-// then bearer tokens (static file, service-account JWTs, OIDC), then
-// anonymous. It also returns the token authenticators alone, for
-// TokenReview, and the service-account token issuer.
-func authenticators(opts Options, bundle *pki.Bundle, lookup authn.BoundLookup) (authn.Authenticator, []authn.TokenAuthenticator, *authn.ServiceAccountIssuer, error) {
+// then bearer tokens, then anonymous. Each logical cluster trusts its own
+// CA and service-account issuer (tenants); the root cluster also takes
+// static and OIDC tokens. It returns the chain and the tenants registry
+// that holds every cluster's credentials.
+func authenticators(opts Options, bundle *pki.Bundle, store *storage.Store, lookup authn.BoundLookup) (authn.Authenticator, *tenants, error) {
 	issuer, err := authn.NewServiceAccountIssuer(bundle.ServiceAccountKey, opts.ServiceAccountIssuer)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	var tokens []authn.TokenAuthenticator
 	if opts.TokenAuthFile != "" {
 		st, err := authn.LoadTokenFile(opts.TokenAuthFile)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 		// Static and OIDC tokens are not minted for an audience; they count
 		// as being for the API's own.
@@ -369,14 +353,18 @@ func authenticators(opts Options, bundle *pki.Bundle, lookup authn.BoundLookup) 
 	if opts.OIDC.IssuerURL != "" {
 		o, err := authn.NewOIDC(opts.OIDC)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 		tokens = append(tokens, authn.AudienceAgnostic{Implicit: opts.APIAudiences, Token: o})
 	}
+	t := &tenants{store: store, issuer: strings.TrimSuffix(opts.ServiceAccountIssuer, "/"), lookup: lookup,
+		root:  &tenantCredentials{clientCAs: bundle.ClientCAs(), issuer: issuer, tokens: tokens},
+		creds: map[string]*tenantCredentials{}, exists: map[string]time.Time{}}
 	return authn.Union{
-		Authenticators: []authn.Authenticator{authn.ClientCerts{}, authn.Bearer{Tokens: tokens}},
-		Anonymous:      !opts.NoAnonymous,
-	}, tokens, issuer, nil
+		Authenticators: []authn.Authenticator{authn.ClientCerts{Roots: t.clientCAs},
+			authn.Bearer{Tokens: []authn.TokenAuthenticator{authn.PerCluster{For: t.tokenAuthenticators}}}},
+		Anonymous: !opts.NoAnonymous,
+	}, t, nil
 }
 
 // Addr is where the server listens.
@@ -441,20 +429,70 @@ func (s *Server) reencrypt(ctx context.Context, crypt *encryption.Transformer) {
 	}
 }
 
-// issuerDiscovery serves the service-account issuer's OpenID metadata and
-// keys, so systems outside the cluster can verify pgkube's tokens.
-func issuerDiscovery(issuer *authn.ServiceAccountIssuer) map[string]http.HandlerFunc {
-	config := issuer.OpenIDConfiguration(strings.TrimSuffix(issuer.Issuer(), "/") + "/openid/v1/jwks")
-	keys := issuer.JWKS()
-	serve := func(body []byte, contentType string) http.HandlerFunc {
+// issuerDiscovery serves each cluster's service-account issuer's OpenID
+// metadata and keys, so systems outside the cluster can verify its tokens.
+func issuerDiscovery(t *tenants) map[string]http.HandlerFunc {
+	serve := func(body func(*authn.ServiceAccountIssuer) []byte, contentType string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
+			issuer, err := t.issuerOf(r.Context(), clusters.From(r.Context()))
+			if err != nil {
+				http.Error(w, "issuer unavailable", http.StatusServiceUnavailable)
+				return
+			}
 			w.Header().Set("Content-Type", contentType)
 			w.Header().Set("Cache-Control", "public, max-age=3600")
-			w.Write(body) //nolint:errcheck
+			w.Write(body(issuer)) //nolint:errcheck
 		}
 	}
 	return map[string]http.HandlerFunc{
-		"/.well-known/openid-configuration": serve(config, "application/json"),
-		"/openid/v1/jwks":                   serve(keys, "application/jwk-set+json"),
+		"/.well-known/openid-configuration": serve(func(i *authn.ServiceAccountIssuer) []byte {
+			return i.OpenIDConfiguration(strings.TrimSuffix(i.Issuer(), "/") + "/openid/v1/jwks")
+		}, "application/json"),
+		"/openid/v1/jwks": serve((*authn.ServiceAccountIssuer).JWKS, "application/jwk-set+json"),
 	}
+}
+
+// startClusterFeeds readies one logical cluster's in-memory state: its RBAC
+// policy (with aggregated roles settled) and its admission configuration,
+// then keeps them current until base ends.
+func startClusterFeeds(ctx, base context.Context, s *Server, cluster string, store *storage.Store, hub *watch.Hub,
+	rbac *authz.RBAC, policies applier, webhooks applier, log *slog.Logger) error {
+	agg := newAggregator(s, rbac, cluster)
+	rbacFeed := &feed{store: store, hub: hub, cluster: cluster, kinds: rbacKinds, cache: rbac, log: log,
+		changed: func(key string) {
+			if key == "" || key == "rbac.authorization.k8s.io/clusterroles" {
+				agg.changed()
+			}
+		}}
+	var from int64
+	for pass, settled := 0, false; !settled; pass++ {
+		if pass == 10 {
+			return errors.New("aggregated ClusterRoles do not settle")
+		}
+		var err error
+		if from, err = rbacFeed.load(ctx); err != nil {
+			return err
+		}
+		n, err := agg.pass(ctx)
+		if err != nil {
+			return err
+		}
+		settled = n == 0
+	}
+	go rbacFeed.run(base, from)
+	go agg.run(base)
+	admissionFeed := &feed{store: store, hub: hub, cluster: cluster, kinds: admissionConfigKinds, log: log,
+		cache: newApplyCache(func(obj runtime.Object) applier {
+			switch obj.(type) {
+			case *admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+				return policies
+			}
+			return webhooks
+		})}
+	admissionFrom, err := admissionFeed.load(ctx)
+	if err != nil {
+		return err
+	}
+	go admissionFeed.run(base, admissionFrom)
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pgkube/pgkube/authz"
+	"github.com/pgkube/pgkube/clusters"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -87,7 +88,7 @@ func (a *aggregator) pass(ctx context.Context) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		code, body, err := a.s.callRaw(ctx, http.MethodPatch, "/apis/rbac.authorization.k8s.io/v1/clusterroles/"+name,
+		code, body, err := a.s.callRaw(clusters.With(ctx, a.cluster), http.MethodPatch, "/apis/rbac.authorization.k8s.io/v1/clusterroles/"+name,
 			"application/merge-patch+json", patch)
 		if err != nil {
 			errs = append(errs, err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pgkube/pgkube/authn"
 	"github.com/pgkube/pgkube/authz"
+	"github.com/pgkube/pgkube/clusters"
 	"github.com/pgkube/pgkube/server"
 	"github.com/pgkube/pgkube/storage"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -29,7 +30,7 @@ type reviews struct {
 	authorizer authz.Authorizer
 	rbac       *authz.RBAC
 	tokens     []authn.TokenAuthenticator
-	issuer     *authn.ServiceAccountIssuer
+	issuer     func(ctx context.Context, cluster string) (*authn.ServiceAccountIssuer, error)
 	audiences  []string
 	// maxTokenTTL caps requested token lifetimes.
 	maxTokenTTL time.Duration
@@ -264,7 +265,11 @@ func (rv *reviews) tokenRequest(ctx context.Context, req server.VirtualRequest) 
 			return nil, err
 		}
 	}
-	token, err := rv.issuer.Issue(claims)
+	issuer, err := rv.issuer(ctx, req.Cluster)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	token, err := issuer.Issue(claims)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
@@ -338,12 +343,11 @@ func (rv *reviews) bind(ctx context.Context, req server.VirtualRequest, sa *meta
 // boundLookup lets service-account token validation check that the objects
 // a token names still exist.
 type boundLookup struct {
-	store   *storage.Store
-	cluster string
+	store *storage.Store
 }
 
 func (b boundLookup) LookupUID(ctx context.Context, resource, namespace, name string) (uid string, deleting bool, found bool, err error) {
-	o, err := b.store.Get(ctx, b.cluster, storage.Key{Resource: "/" + resource, Namespace: namespace, Name: name})
+	o, err := b.store.Get(ctx, clusters.From(ctx), storage.Key{Resource: "/" + resource, Namespace: namespace, Name: name})
 	if errors.Is(err, storage.ErrNotFound) {
 		return "", false, false, nil
 	}

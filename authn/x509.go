@@ -1,10 +1,15 @@
 package authn
 
 import (
+	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"slices"
+
+	"github.com/pgkube/pgkube/clusters"
 )
 
 // CredentialIDKey is the User.Extra key naming the credential a user
@@ -22,14 +27,44 @@ const CredentialIDKey = "authentication.kubernetes.io/credential-id"
 // CA, so such certificates never reach Authenticate; only
 // ConnectionState.VerifiedChains is consulted, never PeerCertificates, so a
 // server that skips verification authenticates nobody by certificate.
-type ClientCerts struct{}
+//
+// With Roots set, each logical cluster trusts its own CA instead: the
+// server then only requests certificates (tls.RequestClientCert) and the
+// chain is verified here against the CA of the cluster the request
+// addresses, so a tenant's certificate is worth nothing in another cluster.
+type ClientCerts struct {
+	Roots func(ctx context.Context, cluster string) (*x509.CertPool, error)
+}
 
 // Authenticate implements Authenticator.
-func (ClientCerts) Authenticate(r *http.Request) (*User, bool, error) {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+func (c ClientCerts) Authenticate(r *http.Request) (*User, bool, error) {
+	if r.TLS == nil {
 		return nil, false, nil
 	}
-	leaf := r.TLS.VerifiedChains[0][0]
+	var leaf *x509.Certificate
+	if c.Roots == nil {
+		if len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+			return nil, false, nil
+		}
+		leaf = r.TLS.VerifiedChains[0][0]
+	} else {
+		if len(r.TLS.PeerCertificates) == 0 {
+			return nil, false, nil
+		}
+		roots, err := c.Roots(r.Context(), clusters.From(r.Context()))
+		if err != nil {
+			return nil, false, err
+		}
+		leaf = r.TLS.PeerCertificates[0]
+		inter := x509.NewCertPool()
+		for _, ic := range r.TLS.PeerCertificates[1:] {
+			inter.AddCert(ic)
+		}
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+			return nil, false, fmt.Errorf("client certificate: %w", err)
+		}
+	}
 	// A certificate without a name identifies nobody; like kube-apiserver,
 	// let other authenticators decide.
 	if leaf.Subject.CommonName == "" {

@@ -10,6 +10,7 @@ import (
 	"github.com/pgkube/pgkube/audit"
 	"github.com/pgkube/pgkube/authn"
 	"github.com/pgkube/pgkube/authz"
+	"github.com/pgkube/pgkube/clusters"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/uuid"
@@ -75,7 +76,7 @@ func (s *Server) secure(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		received := time.Now()
 		sc := classify(r)
-		sc.attrs.Cluster = s.cfg.Cluster
+		sc.attrs.Cluster = clusters.From(r.Context())
 		auditID := string(uuid.NewUUID())
 		w.Header().Set("Audit-Id", auditID)
 		ctx := context.WithValue(r.Context(), scopeKey{}, sc)
@@ -101,7 +102,7 @@ func (s *Server) secure(next http.Handler) http.Handler {
 		}
 		effective = requester
 		if s.cfg.Authorizer != nil && requester != nil {
-			u, err := authz.Impersonate(ctx, s.cfg.Authorizer, s.cfg.Cluster, requester, r.Header)
+			u, err := authz.Impersonate(ctx, s.cfg.Authorizer, sc.attrs.Cluster, requester, r.Header)
 			if err != nil {
 				writeStatusError(rec, toStatus(err, schema.GroupResource{}, ""))
 				return
@@ -144,6 +145,8 @@ func (s *Server) audit(r *http.Request, sc *requestScope, id string, requester, 
 		AuditID: id, Stage: "ResponseComplete", RequestURI: r.URL.RequestURI(), Verb: sc.attrs.Verb,
 		UserAgent: r.UserAgent(), RequestReceivedTimestamp: received.UTC(), StageTimestamp: time.Now().UTC(),
 		ResponseStatus: &audit.ResponseStatus{Code: code},
+		// Each tenant's trail is its own: the cluster names whose it is.
+		Annotations: map[string]string{"pgkube.io/cluster": sc.attrs.Cluster},
 	}
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		e.SourceIPs = []string{host}

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/pgkube/pgkube/admission"
+	"github.com/pgkube/pgkube/clusters"
 	"github.com/pgkube/pgkube/registry"
 	"github.com/pgkube/pgkube/storage"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -62,7 +63,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, ri reques
 		return
 	}
 	ctx, warnings := admission.WithWarnings(r.Context())
-	c := &call{w: w, r: r, ctx: ctx, ri: ri, res: res, out: out, cluster: s.cfg.Cluster, admissionWarnings: warnings}
+	c := &call{w: w, r: r, ctx: ctx, ri: ri, res: res, out: out, cluster: clusters.From(ctx), admissionWarnings: warnings}
 	s.metrics.label(r, ri.Verb, res.Resource, ri.Subresource)
 	if err := s.dispatch(c); err != nil {
 		c.flushWarnings()

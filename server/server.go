@@ -37,8 +37,9 @@ type Config struct {
 	// WriteHooks run before a resource's writes reach storage, for what
 	// must be claimed outside the object itself (a Service's IPs and ports).
 	WriteHooks map[schema.GroupResource]WriteHook
-	// Cluster is the logical cluster unprefixed URLs address.
-	Cluster string
+	// Clusters tells which logical clusters /clusters/NAME/ may address;
+	// nil serves only the root cluster's unprefixed URLs.
+	Clusters Clusters
 	// Stopping ends when the server shuts down. Watches that take their
 	// connection over from net/http (HTTP/1.1) end with it; without it they
 	// stay on net/http's ResponseWriter.
@@ -92,9 +93,6 @@ type Server struct {
 
 // New builds the server.
 func New(cfg Config) *Server {
-	if cfg.Cluster == "" {
-		cfg.Cluster = "root"
-	}
 	if cfg.BookmarkInterval == 0 {
 		cfg.BookmarkInterval = 30 * time.Second
 	}
@@ -135,7 +133,7 @@ var Version = version.Info{
 // Handler returns the HTTP handler for the whole API.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.metrics.middleware, s.secure)
+	r.Use(s.recoverer, s.metrics.middleware, s.routeCluster, s.secure)
 	r.Get("/healthz", s.health(false))
 	r.Get("/livez", s.health(false))
 	r.Get("/readyz", s.health(true))

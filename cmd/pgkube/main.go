@@ -32,6 +32,8 @@ func main() {
 		err = runAPIServer(ctx, os.Args[2:])
 	case "up":
 		err = runUp(ctx, os.Args[2:])
+	case "tenant":
+		err = runTenant(ctx, os.Args[2:], os.Stdout)
 	case "-h", "--help", "help":
 		usage()
 		return
@@ -65,6 +67,7 @@ func usage() {
 commands:
   up          a complete local cluster (embedded PostgreSQL unless --database-url)
   apiserver   the API server alone, on an existing PostgreSQL database
+  tenant      create|list|delete|kubeconfig NAME: logical clusters (tenants)
 `)
 }
 
