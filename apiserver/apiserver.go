@@ -26,6 +26,7 @@ import (
 	"github.com/pgkube/pgkube/migrations"
 	"github.com/pgkube/pgkube/pki"
 	"github.com/pgkube/pgkube/registry"
+	"github.com/pgkube/pgkube/schemas"
 	"github.com/pgkube/pgkube/server"
 	"github.com/pgkube/pgkube/storage"
 	"github.com/pgkube/pgkube/watch"
@@ -118,6 +119,7 @@ type Server struct {
 	auditLog *audit.File
 	// kubernetesIP is the address of each cluster's "kubernetes" Service.
 	kubernetesIP string
+	reg          *registry.Registry
 	// stop cancels every request's context: watches end when the server
 	// shuts down rather than holding Shutdown open.
 	stop context.CancelFunc
@@ -216,6 +218,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	authorizer := authz.Union{authz.PrivilegedGroups{authn.SystemPrivileged}, rbac}
 	escalation := &authz.Escalation{RBAC: rbac, Authorizer: authorizer}
 	tenancyCtl := &tenancy{store: store, hub: hub, tenants: tenantCreds, rbac: rbac, log: opts.Log}
+	schemaSets := &clusterSchemas{reg: reg, sets: map[string]*schemas.Set{}}
 	rv := &reviews{store: store, authorizer: authorizer, rbac: rbac,
 		tokens: []authn.TokenAuthenticator{authn.PerCluster{For: tenantCreds.tokenAuthenticators}}, issuer: tenantCreds.issuerOf,
 		audiences: opts.APIAudiences, maxTokenTTL: opts.ServiceAccountMaxTokenTTL}
@@ -247,11 +250,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		},
 		Stopping:      base,
 		Authenticator: authenticator, Authorizer: authorizer, APIAudiences: opts.APIAudiences, Audit: auditSink,
-		Virtual: rv.handlers(), Paths: issuerDiscovery(tenantCreds), Clusters: tenancyCtl,
+		Virtual: rv.handlers(), Paths: issuerDiscovery(tenantCreds), Clusters: tenancyCtl, SchemasFor: schemaSets.get,
 	})
 	s.handler = srv.Handler()
 	tenancyCtl.s = s
+	schemaSets.root = srv.Schemas()
 	s.kubernetesIP = services.KubernetesIP()
+	s.reg = reg
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", opts.Listen, err)
@@ -269,7 +274,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("bootstrap RBAC policy: %w", err)
 	}
 	startFeeds := func(ctx context.Context, cluster string) error {
-		return startClusterFeeds(ctx, base, s, cluster, store, hub, rbac, policies, webhooks, opts.Log)
+		return startClusterFeeds(ctx, base, s, cluster, store, hub, rbac, policies, webhooks, schemaSets, opts.Log)
 	}
 	tenancyCtl.start, tenancyCtl.base = startFeeds, base
 	if err := startFeeds(ctx, clusters.Root); err != nil {
@@ -278,14 +283,6 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := s.ensure(ctx, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", &unstructured.Unstructured{Object: logicalClusterCRD}); err != nil {
 		return nil, fmt.Errorf("bootstrap LogicalCluster kind: %w", err)
 	}
-	crds := newCRDController(s, reg, store, hub, "root", opts.Log)
-	crdSchemas := &crdSchemas{set: srv.Schemas(), kinds: map[string][]schema.GroupVersionKind{}}
-	crds.schemaChanged, crds.validator = crdSchemas.changed, crdSchemas.validator
-	crdsFrom, err := crds.load(ctx)
-	if err != nil {
-		return nil, err
-	}
-	go crds.run(base, crdsFrom)
 	go quotas.run(base)
 	go tenancyCtl.run(base)
 	if crypt != nil {
@@ -456,7 +453,7 @@ func issuerDiscovery(t *tenants) map[string]http.HandlerFunc {
 // policy (with aggregated roles settled) and its admission configuration,
 // then keeps them current until base ends.
 func startClusterFeeds(ctx, base context.Context, s *Server, cluster string, store *storage.Store, hub *watch.Hub,
-	rbac *authz.RBAC, policies applier, webhooks applier, log *slog.Logger) error {
+	rbac *authz.RBAC, policies applier, webhooks applier, schemaSets *clusterSchemas, log *slog.Logger) error {
 	agg := newAggregator(s, rbac, cluster)
 	rbacFeed := &feed{store: store, hub: hub, cluster: cluster, kinds: rbacKinds, cache: rbac, log: log,
 		changed: func(key string) {
@@ -494,5 +491,13 @@ func startClusterFeeds(ctx, base context.Context, s *Server, cluster string, sto
 		return err
 	}
 	go admissionFeed.run(base, admissionFrom)
+	crds := newCRDController(s, s.reg, store, hub, cluster, log)
+	cs := &crdSchemas{cluster: cluster, sets: schemaSets, kinds: map[string][]schema.GroupVersionKind{}}
+	crds.schemaChanged, crds.validator = cs.changed, cs.validator
+	crdsFrom, err := crds.load(ctx)
+	if err != nil {
+		return err
+	}
+	go crds.run(base, crdsFrom)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pgkube/pgkube/clusters"
 	"github.com/pgkube/pgkube/registry"
 	"github.com/pgkube/pgkube/storage"
 	"github.com/pgkube/pgkube/watch"
@@ -112,7 +113,7 @@ func (c *crdController) apply(data []byte, deleted bool) {
 		return
 	}
 	if deleted {
-		if err := c.reg.SetCustom(crd.Name, nil); err != nil {
+		if err := c.reg.SetCustom(c.cluster, crd.Name, nil); err != nil {
 			c.log.Warn("unregister CRD", "crd", crd.Name, "err", err)
 		}
 		if c.schemaChanged != nil {
@@ -126,7 +127,7 @@ func (c *crdController) apply(data []byte, deleted bool) {
 	}
 	rs, err := registry.CustomResources(crd, validator)
 	if err == nil {
-		err = c.reg.SetCustom(crd.Name, rs)
+		err = c.reg.SetCustom(c.cluster, crd.Name, rs)
 	}
 	if err != nil {
 		c.log.Warn("register CRD", "crd", crd.Name, "err", err)
@@ -197,7 +198,7 @@ func (c *crdController) settle(ctx context.Context, crd *apiextensionsv1.CustomR
 	if err != nil {
 		return err
 	}
-	code, resp, err := c.s.callRaw(ctx, http.MethodPatch, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"+crd.Name+"/status",
+	code, resp, err := c.s.callRaw(clusters.With(ctx, c.cluster), http.MethodPatch, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"+crd.Name+"/status",
 		"application/merge-patch+json", body)
 	if err != nil {
 		return err
@@ -220,7 +221,7 @@ func (c *crdController) cleanup(ctx context.Context, crd *apiextensionsv1.Custom
 		}
 	}
 	collection := "/apis/" + crd.Spec.Group + "/" + storageVersion + "/" + crd.Spec.Names.Plural
-	code, resp, err := c.s.callRaw(ctx, http.MethodDelete, collection, "application/json", nil)
+	code, resp, err := c.s.callRaw(clusters.With(ctx, c.cluster), http.MethodDelete, collection, "application/json", nil)
 	if err != nil {
 		return err
 	}
@@ -239,7 +240,7 @@ func (c *crdController) cleanup(ctx context.Context, crd *apiextensionsv1.Custom
 	if err != nil {
 		return err
 	}
-	code, resp, err = c.s.callRaw(ctx, http.MethodPatch, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"+crd.Name,
+	code, resp, err = c.s.callRaw(clusters.With(ctx, c.cluster), http.MethodPatch, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"+crd.Name,
 		"application/merge-patch+json", body)
 	if err != nil {
 		return err

@@ -1,8 +1,12 @@
 package apiserver
 
 import (
+	"sync"
+
+	"github.com/pgkube/pgkube/clusters"
 	"github.com/pgkube/pgkube/registry"
 	"github.com/pgkube/pgkube/schemas"
+	"github.com/pgkube/pgkube/server"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -85,7 +89,7 @@ func (c *applyCache) Apply(cluster string, obj runtime.Object, deleted bool) {
 // policies' params.
 func paramResource(reg *registry.Registry) func(gvk schema.GroupVersionKind) (string, bool, bool) {
 	return func(gvk schema.GroupVersionKind) (string, bool, bool) {
-		for _, r := range reg.Resources(gvk.Group, gvk.Version) {
+		for _, r := range reg.For(clusters.Root).Resources(gvk.Group, gvk.Version) {
 			if r.Kind == gvk.Kind && !r.CreateOnly {
 				return r.StorageKey(), r.Namespaced, true
 			}
@@ -94,16 +98,75 @@ func paramResource(reg *registry.Registry) func(gvk schema.GroupVersionKind) (st
 	}
 }
 
-// crdSchemas keeps the OpenAPI documents and validators in step with the
-// CRDs served.
+// clusterSchemas holds each logical cluster's OpenAPI description: the
+// root's; one per tenant with CRDs, made when its first CRD arrives; and
+// one of the built-in kinds alone that every other tenant shares (the
+// root's would show the root's CRDs).
+type clusterSchemas struct {
+	reg     *registry.Registry
+	root    *schemas.Set
+	mu      sync.Mutex
+	sets    map[string]*schemas.Set
+	builtin *schemas.Set
+}
+
+// get returns cluster's description, or nil if none can be made.
+func (c *clusterSchemas) get(cluster string) *schemas.Set {
+	if cluster == clusters.Root {
+		return c.root
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.sets[cluster]; ok {
+		return s
+	}
+	if c.builtin == nil {
+		c.builtin, _ = server.BuiltinSchemas(c.reg)
+	}
+	return c.builtin
+}
+
+// forget drops a deleted cluster's description.
+func (c *clusterSchemas) forget(cluster string) {
+	c.mu.Lock()
+	delete(c.sets, cluster)
+	c.mu.Unlock()
+}
+
+// forCRDs returns the set a cluster's CRDs are added to, making a tenant's
+// own on first need.
+func (c *clusterSchemas) forCRDs(cluster string) (*schemas.Set, error) {
+	if cluster == clusters.Root {
+		return c.root, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.sets[cluster]; ok {
+		return s, nil
+	}
+	s, err := server.BuiltinSchemas(c.reg)
+	if err != nil {
+		return nil, err
+	}
+	c.sets[cluster] = s
+	return s, nil
+}
+
+// crdSchemas keeps one cluster's OpenAPI documents and validators in step
+// with the CRDs it serves.
 type crdSchemas struct {
-	set   *schemas.Set
-	kinds map[string][]schema.GroupVersionKind // by CRD name
+	cluster string
+	sets    *clusterSchemas
+	kinds   map[string][]schema.GroupVersionKind // by CRD name
 }
 
 func (c *crdSchemas) changed(name string, crd *apiextensionsv1.CustomResourceDefinition) {
+	set, err := c.sets.forCRDs(c.cluster)
+	if err != nil {
+		return
+	}
 	for _, gvk := range c.kinds[name] {
-		c.set.RemoveCustom(gvk)
+		set.RemoveCustom(gvk)
 	}
 	delete(c.kinds, name)
 	if crd == nil {
@@ -123,18 +186,22 @@ func (c *crdSchemas) changed(name string, crd *apiextensionsv1.CustomResourceDef
 		if v.Schema != nil {
 			props = v.Schema.OpenAPIV3Schema
 		}
-		if err := c.set.AddCustom(gvk, res, props); err == nil {
+		if err := set.AddCustom(gvk, res, props); err == nil {
 			c.kinds[name] = append(c.kinds[name], gvk)
 		}
 	}
 }
 
 // validator checks custom objects against the schema of their version, as
-// the OpenAPI set has it when the object is written.
+// the cluster's description has it when the object is written.
 func (c *crdSchemas) validator(crd *apiextensionsv1.CustomResourceDefinition, version string) registry.SchemaValidator {
 	gvk := schema.GroupVersionKind{Group: crd.Spec.Group, Version: version, Kind: crd.Spec.Names.Kind}
 	return func(obj map[string]any) field.ErrorList {
-		v := c.set.Validator(gvk)
+		set := c.sets.get(c.cluster)
+		if set == nil {
+			return nil
+		}
+		v := set.Validator(gvk)
 		if v == nil {
 			return nil
 		}

@@ -278,6 +278,7 @@ func (t *tenancy) remove(ctx context.Context, u *unstructured.Unstructured) erro
 	}
 	t.tenants.forget(name)
 	t.ready.Delete(name)
+	t.s.reg.Forget(name)
 	code, body, err := t.s.callRaw(ctx, http.MethodDelete, "/api/v1/namespaces/"+tenantSecretNamespace+"/secrets/"+tenantSecretName(name), "application/json", nil)
 	if err != nil {
 		return err

@@ -92,6 +92,23 @@ func TestTenantsAreIsolated(t *testing.T) {
 	}
 	w.Stop()
 
+	// A CRD of tenant A is served in A only; the root's LogicalCluster kind
+	// in neither.
+	kA := &kubectl{t: t, bin: kubectls(t)["default"], kubeconfig: kcA, cacheDir: t.TempDir()}
+	kB := &kubectl{t: t, bin: kubectls(t)["default"], kubeconfig: kcB, cacheDir: t.TempDir()}
+	kA.okIn(widgetCRD("tenant.example.com"), "apply", "-f", "-")
+	eventually(t, "tenant A serves its CRD", func() error {
+		_, err := kA.run("apiVersion: tenant.example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: shared-name}\nspec: {replicas: 1}\n", "apply", "-f", "-")
+		return err
+	})
+	if out := kB.ok("api-resources", "-o", "name"); strings.Contains(out, "widgets") || strings.Contains(out, "logicalclusters") {
+		t.Errorf("tenant B's discovery shows another cluster's CRDs:\n%s", out)
+	}
+	if out := kA.ok("api-resources", "-o", "name"); strings.Contains(out, "logicalclusters") {
+		t.Errorf("tenant A's discovery shows the root's LogicalCluster kind")
+	}
+	contains(t, kB.fails("get", "widgets.tenant.example.com"), "the server doesn't have a resource type")
+
 	// A's certificate at B's URL, and at the root: 401.
 	cross := strings.Replace(readFile(t, kcA), "/clusters/tenant-a", "/clusters/tenant-b", 1)
 	crossPath := filepath.Join(t.TempDir(), "cross")

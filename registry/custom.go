@@ -39,7 +39,7 @@ func CustomResources(crd *apiextensionsv1.CustomResourceDefinition, validator fu
 			Group: spec.Group, Version: v.Name, Resource: spec.Names.Plural, Kind: spec.Names.Kind,
 			ListKind: spec.Names.ListKind, Singular: spec.Names.Singular, Namespaced: spec.Scope == apiextensionsv1.NamespaceScoped,
 			ShortNames: spec.Names.ShortNames, Categories: spec.Names.Categories, CRD: crd.Name,
-			Generation: true, Columns: v.AdditionalPrinterColumns,
+			Generation: true, Columns: v.AdditionalPrinterColumns, StorageVersion: storage,
 		}
 		if v.Name != storage {
 			r.StorageResource = key

@@ -1391,11 +1391,11 @@ func TestRegistryAttachesDefaulters(t *testing.T) {
 		{"", "v1", "pods"}, {"apps", "v1", "deployments"}, {"batch", "v1", "jobs"},
 		{"apiextensions.k8s.io", "v1", "customresourcedefinitions"},
 	} {
-		if r, _ := reg.Lookup(c.group, c.version, c.resource); r == nil || r.Default == nil {
+		if r, _ := reg.For("root").Lookup(c.group, c.version, c.resource); r == nil || r.Default == nil {
 			t.Errorf("%s/%s: no defaulter attached", c.group, c.resource)
 		}
 	}
-	cm, _ := reg.Lookup("", "v1", "configmaps")
+	cm, _ := reg.For("root").Lookup("", "v1", "configmaps")
 	if cm.Default != nil {
 		t.Error("configmaps: upstream defaults nothing visible, yet a defaulter is attached")
 	}

@@ -78,6 +78,8 @@ type Resource struct {
 	// CRD names the CustomResourceDefinition serving this resource; its
 	// objects are unstructured.
 	CRD string
+	// StorageVersion is the version a custom resource is stored at.
+	StorageVersion string
 	// Columns are a custom resource's additionalPrinterColumns.
 	Columns []apiextensionsv1.CustomResourceColumnDefinition
 }
@@ -124,14 +126,17 @@ func (r *Resource) Verbs() []string {
 }
 
 // Registry is the set of served resources: the built-in ones, fixed at
-// start, and custom ones that come and go with their CRDs. Readers see an
-// immutable snapshot, so a request never observes half a change.
+// start and the same in every logical cluster, and custom ones that come
+// and go with each cluster's CRDs. Readers see an immutable snapshot per
+// cluster (a View), so a request never observes half a change, and a CRD
+// of one cluster is invisible to the others.
 type Registry struct {
-	Scheme *runtime.Scheme
-	state  atomic.Pointer[state]
-	mu     sync.Mutex // serializes changes
-	// custom holds each CRD's resources, by CRD name.
-	custom map[string][]*Resource
+	Scheme  *runtime.Scheme
+	builtin *state
+	views   sync.Map   // cluster → *atomic.Pointer[state], for clusters with CRDs
+	mu      sync.Mutex // serializes changes
+	// custom holds each cluster's CRDs' resources, by CRD name.
+	custom map[string]map[string][]*Resource
 }
 
 // state is one snapshot of the served resources.
@@ -140,6 +145,17 @@ type state struct {
 	byGVR     map[schema.GroupVersionResource]*Resource
 	// groups in discovery order, each with its versions (preferred first)
 	groups []GroupInfo
+}
+
+// View is what one logical cluster serves.
+type View = state
+
+// For returns what cluster serves now.
+func (reg *Registry) For(cluster string) *View {
+	if p, ok := reg.views.Load(cluster); ok {
+		return p.(*atomic.Pointer[state]).Load()
+	}
+	return reg.builtin
 }
 
 // GroupInfo is a served API group and its versions, preferred first.
@@ -154,7 +170,7 @@ func New() (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	reg := &Registry{Scheme: scheme, custom: map[string][]*Resource{}}
+	reg := &Registry{Scheme: scheme, custom: map[string]map[string][]*Resource{}}
 	st := &state{byGVR: map[schema.GroupVersionResource]*Resource{}}
 	defaults, validators := defaulters(), semanticValidators()
 	for _, r := range builtins() {
@@ -171,7 +187,7 @@ func New() (*Registry, error) {
 			return nil, err
 		}
 	}
-	reg.state.Store(st)
+	reg.builtin = st
 	return reg, nil
 }
 
@@ -206,23 +222,19 @@ func (st *state) add(r *Resource) error {
 	return nil
 }
 
-// SetCustom replaces the resources a CRD serves (none: it is gone). The
-// first resource of a group decides where its versions stand in discovery;
-// rs must list versions in the CRD's priority order.
-func (reg *Registry) SetCustom(crd string, rs []*Resource) error {
+// SetCustom replaces the resources a CRD of cluster serves (none: it is
+// gone). rs must list versions in the CRD's priority order.
+func (reg *Registry) SetCustom(cluster, crd string, rs []*Resource) error {
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
-	old := reg.state.Load()
 	next := &state{byGVR: map[schema.GroupVersionResource]*Resource{}}
-	for _, r := range old.resources {
-		if r.CRD == "" {
-			if err := next.add(r); err != nil {
-				return err
-			}
+	for _, r := range reg.builtin.resources {
+		if err := next.add(r); err != nil {
+			return err
 		}
 	}
-	custom := make(map[string][]*Resource, len(reg.custom)+1)
-	for name, list := range reg.custom {
+	custom := make(map[string][]*Resource, len(reg.custom[cluster])+1)
+	for name, list := range reg.custom[cluster] {
 		custom[name] = list
 	}
 	if len(rs) == 0 {
@@ -242,23 +254,32 @@ func (reg *Registry) SetCustom(crd string, rs []*Resource) error {
 			}
 		}
 	}
-	reg.custom = custom
-	reg.state.Store(next)
+	reg.custom[cluster] = custom
+	p, _ := reg.views.LoadOrStore(cluster, new(atomic.Pointer[state]))
+	p.(*atomic.Pointer[state]).Store(next)
 	return nil
 }
 
+// Forget drops a deleted cluster's custom resources.
+func (reg *Registry) Forget(cluster string) {
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	delete(reg.custom, cluster)
+	reg.views.Delete(cluster)
+}
+
 // Lookup finds a resource by group, version and plural name.
-func (reg *Registry) Lookup(group, version, resource string) (*Resource, bool) {
-	r, ok := reg.state.Load().byGVR[schema.GroupVersionResource{Group: group, Version: version, Resource: resource}]
+func (v *View) Lookup(group, version, resource string) (*Resource, bool) {
+	r, ok := v.byGVR[schema.GroupVersionResource{Group: group, Version: version, Resource: resource}]
 	return r, ok
 }
 
 // Groups lists the served groups; the core group has the empty name.
-func (reg *Registry) Groups() []GroupInfo { return reg.state.Load().groups }
+func (v *View) Groups() []GroupInfo { return v.groups }
 
 // GroupVersionKnown reports whether any resource is served at group/version.
-func (reg *Registry) GroupVersionKnown(group, version string) bool {
-	for _, g := range reg.state.Load().groups {
+func (v *View) GroupVersionKnown(group, version string) bool {
+	for _, g := range v.groups {
 		if g.Name == group && contains(g.Versions, version) {
 			return true
 		}
@@ -267,9 +288,9 @@ func (reg *Registry) GroupVersionKnown(group, version string) bool {
 }
 
 // Resources served at group/version, sorted by name.
-func (reg *Registry) Resources(group, version string) []*Resource {
+func (v *View) Resources(group, version string) []*Resource {
 	var out []*Resource
-	for _, r := range reg.state.Load().resources {
+	for _, r := range v.resources {
 		if r.Group == group && r.Version == version {
 			out = append(out, r)
 		}
@@ -279,9 +300,9 @@ func (reg *Registry) Resources(group, version string) []*Resource {
 }
 
 // ByStorageKey lists the resources sharing one storage key.
-func (reg *Registry) ByStorageKey(key string) []*Resource {
+func (v *View) ByStorageKey(key string) []*Resource {
 	var out []*Resource
-	for _, r := range reg.state.Load().resources {
+	for _, r := range v.resources {
 		if r.StorageKey() == key {
 			out = append(out, r)
 		}

@@ -140,9 +140,9 @@ func TestValidatorsRegistered(t *testing.T) {
 		t.Fatal(err)
 	}
 	kinds := map[string]bool{}
-	for _, g := range reg.Groups() {
+	for _, g := range reg.For("root").Groups() {
 		for _, v := range g.Versions {
-			for _, r := range reg.Resources(g.Name, v) {
+			for _, r := range reg.For("root").Resources(g.Name, v) {
 				kinds[r.Kind] = true
 			}
 		}

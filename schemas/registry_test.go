@@ -18,9 +18,9 @@ func TestRegistryKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	var resources []schemas.Resource
-	for _, g := range reg.Groups() {
+	for _, g := range reg.For("root").Groups() {
 		for _, v := range g.Versions {
-			for _, r := range reg.Resources(g.Name, v) {
+			for _, r := range reg.For("root").Resources(g.Name, v) {
 				resources = append(resources, schemas.Resource{
 					Group: r.Group, Version: r.Version, Resource: r.Resource, Kind: r.Kind, ListKind: r.ListKind,
 					Namespaced: r.Namespaced, Status: r.Status, Scale: r.Scale != nil, CreateOnly: r.CreateOnly,

@@ -299,9 +299,12 @@ func unsupportedMediaType(media string) *apierrors.StatusError {
 }
 
 // storageGVK is the kind stored bytes of a resource decode into.
-func storageGVK(reg *registry.Registry, res *registry.Resource) schema.GroupVersionKind {
+func storageGVK(reg *registry.View, res *registry.Resource) schema.GroupVersionKind {
 	if res.StorageResource == "" {
 		return res.GVK()
+	}
+	if res.CRD != "" {
+		return schema.GroupVersionKind{Group: res.Group, Version: res.StorageVersion, Kind: res.Kind}
 	}
 	for _, r := range reg.ByStorageKey(res.StorageResource) {
 		if r.StorageResource == "" {

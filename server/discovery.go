@@ -37,7 +37,7 @@ func wantsAggregated(r *http.Request) string {
 
 func (s *Server) discoveryAPI(w http.ResponseWriter, r *http.Request) {
 	if v := wantsAggregated(r); v != "" {
-		s.aggregated(w, true, v)
+		s.aggregated(w, r, true, v)
 		return
 	}
 	v := metav1.APIVersions{Versions: []string{"v1"}, ServerAddressByClientCIDRs: []metav1.ServerAddressByClientCIDR{
@@ -46,9 +46,9 @@ func (s *Server) discoveryAPI(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, &v)
 }
 
-func (s *Server) apiGroups() []metav1.APIGroup {
+func (s *Server) apiGroups(r *http.Request) []metav1.APIGroup {
 	var out []metav1.APIGroup
-	for _, g := range s.cfg.Registry.Groups() {
+	for _, g := range s.view(r).Groups() {
 		if g.Name == "" {
 			continue
 		}
@@ -64,16 +64,16 @@ func (s *Server) apiGroups() []metav1.APIGroup {
 
 func (s *Server) discoveryAPIs(w http.ResponseWriter, r *http.Request) {
 	if v := wantsAggregated(r); v != "" {
-		s.aggregated(w, false, v)
+		s.aggregated(w, r, false, v)
 		return
 	}
-	l := metav1.APIGroupList{Groups: s.apiGroups()}
+	l := metav1.APIGroupList{Groups: s.apiGroups(r)}
 	l.Kind, l.APIVersion = "APIGroupList", "v1"
 	writeJSON(w, http.StatusOK, &l)
 }
 
 func (s *Server) discoveryGroup(w http.ResponseWriter, r *http.Request, group string) {
-	for _, g := range s.apiGroups() {
+	for _, g := range s.apiGroups(r) {
 		if g.Name == group {
 			g.Kind, g.APIVersion = "APIGroup", "v1"
 			writeJSON(w, http.StatusOK, &g)
@@ -90,7 +90,7 @@ func (s *Server) discoveryGroupVersion(w http.ResponseWriter, r *http.Request, g
 	}
 	l := metav1.APIResourceList{GroupVersion: gv}
 	l.Kind, l.APIVersion = "APIResourceList", "v1"
-	for _, res := range s.cfg.Registry.Resources(group, version) {
+	for _, res := range s.view(r).Resources(group, version) {
 		l.APIResources = append(l.APIResources, metav1.APIResource{
 			Name: res.Resource, SingularName: res.Singular, Namespaced: res.Namespaced, Kind: res.Kind,
 			Verbs: res.Verbs(), ShortNames: res.ShortNames, Categories: res.Categories,
@@ -150,17 +150,17 @@ func storageVersionHash(res *registry.Resource) string {
 
 // aggregated serves apidiscovery.k8s.io/v2 for /api (core) or /apis.
 // v2beta1 has the same shape, so one document serves both versions.
-func (s *Server) aggregated(w http.ResponseWriter, core bool, version string) {
+func (s *Server) aggregated(w http.ResponseWriter, r *http.Request, core bool, version string) {
 	l := apidiscoveryv2.APIGroupDiscoveryList{}
 	l.Kind, l.APIVersion = "APIGroupDiscoveryList", "apidiscovery.k8s.io/"+version
-	for _, g := range s.cfg.Registry.Groups() {
+	for _, g := range s.view(r).Groups() {
 		if (g.Name == "") != core {
 			continue
 		}
 		gd := apidiscoveryv2.APIGroupDiscovery{ObjectMeta: metav1.ObjectMeta{Name: g.Name}}
 		for _, v := range g.Versions {
 			vd := apidiscoveryv2.APIVersionDiscovery{Version: v, Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent}
-			for _, res := range s.cfg.Registry.Resources(g.Name, v) {
+			for _, res := range s.view(r).Resources(g.Name, v) {
 				scope := apidiscoveryv2.ScopeCluster
 				if res.Namespaced {
 					scope = apidiscoveryv2.ScopeNamespace

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgkube/pgkube/clusters"
 	"github.com/pgkube/pgkube/registry"
 	"github.com/pgkube/pgkube/schemas"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,11 +25,16 @@ const (
 )
 
 // schemasOf describes the registry's resources.
+// BuiltinSchemas describes the built-in resources, the starting point of
+// every logical cluster's OpenAPI.
+func BuiltinSchemas(reg *registry.Registry) (*schemas.Set, error) { return schemasOf(reg) }
+
 func schemasOf(reg *registry.Registry) (*schemas.Set, error) {
 	var resources []schemas.Resource
-	for _, g := range reg.Groups() {
+	view := reg.For(clusters.Root)
+	for _, g := range view.Groups() {
 		for _, v := range g.Versions {
-			for _, r := range reg.Resources(g.Name, v) {
+			for _, r := range view.Resources(g.Name, v) {
 				resources = append(resources, schemas.Resource{
 					Group: r.Group, Version: r.Version, Resource: r.Resource, Kind: r.Kind, ListKind: r.ListKind,
 					Namespaced: r.Namespaced, Status: r.Status, Scale: r.Scale != nil, CreateOnly: r.CreateOnly,
@@ -45,7 +51,12 @@ func schemasOf(reg *registry.Registry) (*schemas.Set, error) {
 }
 
 // openAPISet returns the Set, or the error that kept New from building it.
-func (s *Server) openAPISet() (*schemas.Set, error) {
+func (s *Server) openAPISet(r *http.Request) (*schemas.Set, error) {
+	if s.cfg.SchemasFor != nil {
+		if set := s.cfg.SchemasFor(clusters.From(r.Context())); set != nil {
+			return set, nil
+		}
+	}
 	if s.cfg.Schemas != nil {
 		return s.cfg.Schemas, nil
 	}
@@ -68,7 +79,7 @@ func notModified(w http.ResponseWriter, r *http.Request, etag string) bool {
 }
 
 func (s *Server) openAPIV2(w http.ResponseWriter, r *http.Request) {
-	set, err := s.openAPISet()
+	set, err := s.openAPISet(r)
 	if err != nil {
 		writeStatusError(w, apierrors.NewInternalError(err))
 		return
@@ -92,7 +103,7 @@ func (s *Server) openAPIV2(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) openAPIV3Index(w http.ResponseWriter, r *http.Request) {
-	set, err := s.openAPISet()
+	set, err := s.openAPISet(r)
 	if err != nil {
 		writeStatusError(w, apierrors.NewInternalError(err))
 		return
@@ -125,7 +136,7 @@ func acceptsJSON(accept string) bool {
 }
 
 func (s *Server) openAPIV3(w http.ResponseWriter, r *http.Request) {
-	set, err := s.openAPISet()
+	set, err := s.openAPISet(r)
 	if err != nil {
 		writeStatusError(w, apierrors.NewInternalError(err))
 		return

@@ -51,7 +51,7 @@ func (c *call) key(namespace, name string) storage.Key {
 }
 
 func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, ri requestInfo) {
-	res, ok := s.cfg.Registry.Lookup(ri.Group, ri.Version, ri.Resource)
+	res, ok := s.view(r).Lookup(ri.Group, ri.Version, ri.Resource)
 	if !ok || (!res.Namespaced && ri.Namespace != "" && ri.Resource != "namespaces") {
 		writeStatusError(w, notFoundPath(r))
 		return
@@ -164,7 +164,7 @@ func (s *Server) load(c *call, namespace, name string) (runtime.Object, storage.
 
 // fromStorage decodes stored bytes into the resource's served kind.
 func (s *Server) fromStorage(res *registry.Resource, data []byte) (runtime.Object, error) {
-	obj, err := s.codecs.decodeStored(data, storageGVK(s.cfg.Registry, res))
+	obj, err := s.codecs.decodeStored(data, storageGVK(s.cfg.Registry.For(clusters.Root), res))
 	if err != nil || res.FromStorage == nil {
 		return obj, err
 	}
@@ -264,7 +264,7 @@ func (s *Server) encodeForStorage(res *registry.Resource, obj runtime.Object) fu
 	stored := obj
 	if res.ToStorage != nil {
 		if stored, err = res.ToStorage(obj); err == nil {
-			setGVK(stored, storageGVK(s.cfg.Registry, res))
+			setGVK(stored, storageGVK(s.cfg.Registry.For(clusters.Root), res))
 		}
 	}
 	var data []byte

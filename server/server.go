@@ -16,6 +16,7 @@ import (
 	"github.com/pgkube/pgkube/audit"
 	"github.com/pgkube/pgkube/authn"
 	"github.com/pgkube/pgkube/authz"
+	"github.com/pgkube/pgkube/clusters"
 	"github.com/pgkube/pgkube/migrations"
 	"github.com/pgkube/pgkube/registry"
 	"github.com/pgkube/pgkube/schemas"
@@ -72,6 +73,9 @@ type Config struct {
 	// Schemas describes the served kinds for /openapi/v2 and /openapi/v3;
 	// nil describes the Registry's built-in resources.
 	Schemas *schemas.Set
+	// SchemasFor, if set, gives a logical cluster's own description (one
+	// with its CRDs); nil falls back to Schemas.
+	SchemasFor func(cluster string) *schemas.Set
 }
 
 // WriteHook prepares a write of one resource: it may fill fields of obj
@@ -201,7 +205,7 @@ func (s *Server) health(ready bool) http.HandlerFunc {
 
 func (s *Server) rootPaths(w http.ResponseWriter, r *http.Request) {
 	paths := []string{"/api", "/api/v1", "/apis", "/healthz", "/livez", "/metrics", "/openapi/v2", "/openapi/v3", "/readyz", "/version"}
-	for _, g := range s.cfg.Registry.Groups() {
+	for _, g := range s.view(r).Groups() {
 		if g.Name == "" {
 			continue
 		}
@@ -231,7 +235,7 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		writeStatusError(w, notFoundPath(r))
 		return
 	}
-	if !s.cfg.Registry.GroupVersionKnown(group, version) {
+	if !s.view(r).GroupVersionKnown(group, version) {
 		writeStatusError(w, notFoundPath(r))
 		return
 	}
@@ -260,4 +264,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 		return
 	}
 	writeBytes(w, code, mediaJSON, body)
+}
+
+// view is what the logical cluster a request addresses serves.
+func (s *Server) view(r *http.Request) *registry.View {
+	return s.cfg.Registry.For(clusters.From(r.Context()))
 }
