@@ -195,8 +195,8 @@ func (t *tenancy) provision(ctx context.Context, u *unstructured.Unstructured) e
 		}
 		return nil // the change comes back through the feed
 	}
-	if _, err := t.store.Pool().Exec(ctx, `INSERT INTO clusters (name) VALUES ($1) ON CONFLICT DO NOTHING`, name); err != nil {
-		return fmt.Errorf("create cluster row: %w", err)
+	if err := t.store.EnsureCluster(ctx, name); err != nil {
+		return err
 	}
 	if err := t.ensureSecret(ctx, name); err != nil {
 		return err
@@ -258,22 +258,7 @@ func (t *tenancy) remove(ctx context.Context, u *unstructured.Unstructured) erro
 	if !slices.Contains(u.GetFinalizers(), tenancyFinalizer) {
 		return nil
 	}
-	tx, err := t.store.Pool().Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck
-	for _, q := range []string{
-		`DELETE FROM objects WHERE cluster = $1`,
-		`DELETE FROM allocations WHERE cluster = $1`,
-		`DELETE FROM rv_marks WHERE cluster = $1`,
-		`DELETE FROM clusters WHERE name = $1`,
-	} {
-		if _, err := tx.Exec(ctx, q, name); err != nil {
-			return fmt.Errorf("remove cluster %s: %w", name, err)
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := t.store.RemoveCluster(ctx, name); err != nil {
 		return err
 	}
 	t.tenants.forget(name)

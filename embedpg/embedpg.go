@@ -139,9 +139,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 // URL returns a pgx connection URL for database over the unix socket.
 // Port and sslmode are explicit so that PGPORT or PGSSLMODE in the
 // environment cannot redirect the connection.
-func (s *Server) URL(database string) string {
+func (s *Server) URL(database string) string { return s.URLAs(superuser, database) }
+
+// URLAs connects to database as role (local connections are trusted).
+func (s *Server) URLAs(role, database string) string {
 	return fmt.Sprintf("postgres://%s@/%s?host=%s&port=%d&sslmode=disable",
-		uriEscape(superuser), uriEscape(database), uriEscape(s.sockDir), port)
+		uriEscape(role), uriEscape(database), uriEscape(s.sockDir), port)
 }
 
 // uriEscape percent-encodes s for any part of a connection URI. pgx decodes

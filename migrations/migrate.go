@@ -74,6 +74,11 @@ func Apply(ctx context.Context, pool *pgxpool.Pool) error {
 		return fmt.Errorf("migrations: connect: %w", err)
 	}
 	defer conn.Release()
+	// Up to date already: nothing to lock or create, which also lets an
+	// ordinary role without DDL rights (see GrantApp) start the server.
+	if cur, err := Current(ctx, conn.Conn()); err == nil && cur >= ms[len(ms)-1].version {
+		return nil
+	}
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", advisoryLock); err != nil {
 		return fmt.Errorf("migrations: lock: %w", err)
 	}
@@ -129,4 +134,25 @@ func Current(ctx context.Context, q interface {
 		return 0, fmt.Errorf("migrations: read version: %w", err)
 	}
 	return v, nil
+}
+
+// GrantApp lets role (created if missing, without superuser rights, so
+// row-level security applies to it) use pgkube's tables: the API server
+// then runs as it, while migrations run as the owner.
+func GrantApp(ctx context.Context, url, role string) error {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return fmt.Errorf("grant %s: connect: %w", role, err)
+	}
+	defer pool.Close()
+	ident := pgx.Identifier{role}.Sanitize()
+	for _, q := range []string{
+		`DO $$ BEGIN CREATE ROLE ` + ident + ` LOGIN NOSUPERUSER; EXCEPTION WHEN duplicate_object THEN NULL; END $$`,
+		`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ` + ident,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			return fmt.Errorf("grant %s: %w", role, err)
+		}
+	}
+	return nil
 }

@@ -158,13 +158,16 @@ func (s *Store) runBatch(ctx context.Context, cluster string, live []*pending) (
 
 	var first pgx.Batch
 	first.Queue("BEGIN")
+	first.Queue(setClusterLocal, cluster)
 	first.Queue(`SELECT rv FROM clusters WHERE name = $1 FOR UPDATE`, cluster)
 	queueCurrentVersions(&first, cluster, live)
 	br := conn.SendBatch(ctx, &first)
 	inTx = true
 	var rv int64
 	if _, err = br.Exec(); err == nil {
-		err = br.QueryRow().Scan(&rv)
+		if _, err = br.Exec(); err == nil {
+			err = br.QueryRow().Scan(&rv)
+		}
 	}
 	var current map[Key]int64
 	if err == nil {

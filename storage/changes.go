@@ -52,7 +52,10 @@ func (s *Store) readChanges(ctx context.Context, cluster string, resources []str
 	var b pgx.Batch
 	b.Queue(sql, cluster, afterRV, upToRV, resources, namespace, limit)
 	b.Queue(`SELECT compacted_rv FROM clusters WHERE name = $1`, cluster)
-	br := s.pool.SendBatch(ctx, &b)
+	br, err := s.scoped(ctx, cluster, &b)
+	if err != nil {
+		return nil, fmt.Errorf("read changes of cluster %q: %w", cluster, err)
+	}
 	defer br.Close()
 	rows, err := br.Query()
 	if err != nil {

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -56,7 +57,7 @@ func (s *Store) Reencrypt(ctx context.Context, resource string) (rewritten int, 
 	var afterCluster string
 	var afterRV int64
 	for {
-		rows, err := s.pool.Query(ctx, `SELECT cluster, rv, namespace, name, data FROM objects
+		rows, done, err := s.query(ctx, AllClusters, `SELECT cluster, rv, namespace, name, data FROM objects
 			WHERE resource = $1 AND (cluster, rv) > ($2, $3) ORDER BY cluster, rv LIMIT 500`, resource, afterCluster, afterRV)
 		if err != nil {
 			return rewritten, fmt.Errorf("re-encrypt %s: %w", resource, err)
@@ -66,12 +67,13 @@ func (s *Store) Reencrypt(ctx context.Context, resource string) (rewritten int, 
 			var r row
 			if err := rows.Scan(&r.cluster, &r.rv, &r.namespace, &r.name, &r.data); err != nil {
 				rows.Close()
+				done() //nolint:errcheck
 				return rewritten, fmt.Errorf("re-encrypt %s: %w", resource, err)
 			}
 			page = append(page, r)
 		}
 		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err := errors.Join(rows.Err(), done()); err != nil {
 			return rewritten, fmt.Errorf("re-encrypt %s: %w", resource, err)
 		}
 		if len(page) == 0 {
@@ -92,7 +94,7 @@ func (s *Store) Reencrypt(ctx context.Context, resource string) (rewritten int, 
 			}
 			// Only if the row still holds what was read: compaction may have
 			// removed it, another process may have re-encrypted it.
-			tag, err := s.pool.Exec(ctx, `UPDATE objects SET data = $3 WHERE cluster = $1 AND rv = $2 AND data = $4`,
+			tag, err := s.exec(ctx, r.cluster, `UPDATE objects SET data = $3 WHERE cluster = $1 AND rv = $2 AND data = $4`,
 				r.cluster, r.rv, sealed, r.data)
 			if err != nil {
 				return rewritten, fmt.Errorf("re-encrypt %s: %w", location(r.cluster, k), err)

@@ -55,7 +55,17 @@ func (s *Store) List(ctx context.Context, cluster string, opts ListOptions) (Lis
 	var res ListResult
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		var current, compacted int64
-		err := tx.QueryRow(ctx, `SELECT rv, compacted_rv FROM clusters WHERE name = $1`, cluster).Scan(&current, &compacted)
+		var b pgx.Batch
+		b.Queue(setClusterLocal, cluster)
+		b.Queue(`SELECT rv, compacted_rv FROM clusters WHERE name = $1`, cluster)
+		br := tx.SendBatch(ctx, &b)
+		_, err := br.Exec()
+		if err == nil {
+			err = br.QueryRow().Scan(&current, &compacted)
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNoCluster
 		}

@@ -111,9 +111,9 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 func (s *Store) Get(ctx context.Context, cluster string, key Key) (Object, error) {
 	defer s.timed("get")()
 	o := Object{Key: key}
-	err := s.pool.QueryRow(ctx, `SELECT rv, labels, fields, data FROM objects
+	err := s.queryRow(ctx, cluster, []any{&o.RV, &o.Labels, &o.Fields, &o.Data}, `SELECT rv, labels, fields, data FROM objects
 		WHERE cluster = $1 AND resource = $2 AND namespace = $3 AND name = $4 AND superseded_rv IS NULL`,
-		cluster, key.Resource, key.Namespace, key.Name).Scan(&o.RV, &o.Labels, &o.Fields, &o.Data)
+		cluster, key.Resource, key.Namespace, key.Name)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Object{}, ErrNotFound
 	}
@@ -129,7 +129,7 @@ func (s *Store) Get(ctx context.Context, cluster string, key Key) (Object, error
 // CurrentRV returns the cluster's latest committed resourceVersion and the
 // oldest one still readable.
 func (s *Store) CurrentRV(ctx context.Context, cluster string) (current, compacted int64, err error) {
-	err = s.pool.QueryRow(ctx, `SELECT rv, compacted_rv FROM clusters WHERE name = $1`, cluster).Scan(&current, &compacted)
+	err = s.queryRow(ctx, cluster, []any{&current, &compacted}, `SELECT rv, compacted_rv FROM clusters WHERE name = $1`, cluster)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, 0, ErrNoCluster
 	}
@@ -164,9 +164,37 @@ func (s *Store) WaitForRV(ctx context.Context, cluster string, rv int64, timeout
 
 // EnsureCluster creates a logical cluster's bookkeeping row if missing.
 func (s *Store) EnsureCluster(ctx context.Context, cluster string) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO clusters (name) VALUES ($1) ON CONFLICT DO NOTHING`, cluster)
+	_, err := s.exec(ctx, cluster, `INSERT INTO clusters (name) VALUES ($1) ON CONFLICT DO NOTHING`, cluster)
 	if err != nil {
 		return fmt.Errorf("create cluster %q: %w", cluster, err)
+	}
+	return nil
+}
+
+// RemoveCluster deletes every row of a logical cluster, in one
+// transaction scoped to it.
+func (s *Store) RemoveCluster(ctx context.Context, cluster string) error {
+	var b pgx.Batch
+	b.Queue("BEGIN")
+	b.Queue(setClusterLocal, cluster)
+	for _, q := range []string{
+		`DELETE FROM objects WHERE cluster = $1`,
+		`DELETE FROM allocations WHERE cluster = $1`,
+		`DELETE FROM rv_marks WHERE cluster = $1`,
+		`DELETE FROM clusters WHERE name = $1`,
+	} {
+		b.Queue(q, cluster)
+	}
+	b.Queue("COMMIT")
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if err := conn.SendBatch(ctx, &b).Close(); err != nil {
+		// Leave no transaction open on a connection going back to the pool.
+		conn.Conn().Close(ctx) //nolint:errcheck
+		return fmt.Errorf("remove cluster %s: %w", cluster, err)
 	}
 	return nil
 }

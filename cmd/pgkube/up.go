@@ -14,6 +14,7 @@ import (
 	"github.com/pgkube/pgkube/apiserver"
 	"github.com/pgkube/pgkube/embedpg"
 	"github.com/pgkube/pgkube/encryption"
+	"github.com/pgkube/pgkube/migrations"
 	"github.com/pgkube/pgkube/pki"
 )
 
@@ -46,7 +47,17 @@ func runUp(ctx context.Context, args []string) error {
 			return err
 		}
 		defer pg.Stop() //nolint:errcheck
-		o.DatabaseURL = pg.URL("pgkube")
+		// Migrations run as the database's owner; the API server runs as
+		// an ordinary role, so PostgreSQL's row-level security separates
+		// logical clusters even from a faulty query.
+		owner := pg.URL("pgkube")
+		if err := migrations.ApplyURL(ctx, owner); err != nil {
+			return err
+		}
+		if err := migrations.GrantApp(ctx, owner, appRole); err != nil {
+			return err
+		}
+		o.DatabaseURL = pg.URLAs(appRole, "pgkube")
 		log.Info("embedded PostgreSQL started", "dir", filepath.Join(dir, "postgres"))
 	}
 	if o.CertDir == "" {
@@ -146,3 +157,6 @@ current-context: pgkube
 	}
 	return os.Rename(tmp, path)
 }
+
+// appRole is the PostgreSQL role the API server of `pgkube up` runs as.
+const appRole = "pgkube_app"
