@@ -6,6 +6,9 @@
 // rbac.go) follows: what authorization adds to a get for a user with many
 // RoleBindings. Then a watch section (issue 3, see watch.go): what watchers
 // cost writers, event latency and fan-out, and the memory of idle watchers.
+// Last, an admission section (see admission.go): what defaulting, field
+// management, admission and validation cost a Deployment create;
+// -admission-only runs it alone.
 //
 // The server serves only HTTPS; bench makes its CA and certificates and
 // talks to it as the admin (system:masters) unless a phase says otherwise.
@@ -58,6 +61,12 @@ type config struct {
 	watchers      int // watchers of the memory, latency and fan-out phases
 	latencyWrites int // sequential updates per latency phase
 	fanoutWrites  int // concurrent updates of the fan-out phase
+
+	// The admission section, last.
+	admission        bool
+	admissionOnly    bool // skip the load, RBAC and watch sections
+	admissionRounds  int  // rounds, each of Deployment and of ConfigMap creates
+	admissionSeconds int  // length of a round: one CPU profile
 }
 
 func main() {
@@ -85,7 +94,14 @@ func main() {
 	flag.IntVar(&c.watchers, "watchers", 1000, "watchers of the memory, latency and fan-out phases")
 	flag.IntVar(&c.latencyWrites, "latency-writes", 300, "sequential updates per latency phase")
 	flag.IntVar(&c.fanoutWrites, "fanout-writes", 500, "concurrent updates of the fan-out phase (at most -watch-writes)")
+	flag.BoolVar(&c.admission, "admission", true, "run the admission section after the others")
+	flag.BoolVar(&c.admissionOnly, "admission-only", false, "run only the admission section (no load, RBAC or watch section)")
+	flag.IntVar(&c.admissionRounds, "admission-rounds", 3, "rounds of the admission section, each of Deployment and of ConfigMap creates (the medians are reported)")
+	flag.IntVar(&c.admissionSeconds, "admission-seconds", 10, "length of an admission round, which runs under one CPU profile of the API server")
 	flag.Parse()
+	if c.admissionOnly {
+		c.admission, c.rbac, c.watch = true, false, false
+	}
 	if c.objects < 1 || c.workers < 1 || c.listRuns < 1 || c.pageSize < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -objects, -workers, -list-runs and -page-size must be positive")
 		os.Exit(2)
@@ -97,6 +113,10 @@ func main() {
 	if c.watch && (c.watchWrites < 1 || c.watchRounds < 1 || c.writeWatchers < 1 || c.watchers < 1 ||
 		c.latencyWrites < 1 || c.fanoutWrites < 1 || c.fanoutWrites > c.watchWrites) {
 		fmt.Fprintln(os.Stderr, "bench: the watch flags must be positive, and -fanout-writes at most -watch-writes")
+		os.Exit(2)
+	}
+	if c.admission && (c.admissionRounds < 1 || c.admissionSeconds < 1) {
+		fmt.Fprintln(os.Stderr, "bench: the admission flags must be positive")
 		os.Exit(2)
 	}
 
@@ -201,22 +221,26 @@ func run(ctx context.Context, c config) (err error) {
 		}()
 	}
 
-	cpuBefore := readCPU(api.pid(), mem)
-	res, loadErr := runLoad(ctx, c, api)
-	cpuAfter := readCPU(api.pid(), mem)
-	if loadErr != nil {
-		return loadErr
-	}
-	if prof != nil {
-		if err := prof.stop(); err != nil {
-			return err
+	var res results
+	if !c.admissionOnly {
+		cpuBefore := readCPU(api.pid(), mem)
+		var loadErr error
+		res, loadErr = runLoad(ctx, c, api)
+		cpuAfter := readCPU(api.pid(), mem)
+		if loadErr != nil {
+			return loadErr
 		}
+		if prof != nil {
+			if err := prof.stop(); err != nil {
+				return err
+			}
+		}
+		// The peaks are the load's; the watch section measures its own memory.
+		peaks := mem.stop()
+		// Printed before the watch section runs, so that its failure to run
+		// leaves these figures standing.
+		printReport(os.Stdout, c, machine, res, idle, peaks, cpuAfter.sub(cpuBefore))
 	}
-	// The peaks are the load's; the watch section measures its own memory.
-	peaks := mem.stop()
-	// Printed before the watch section runs, so that its failure to run
-	// leaves these figures standing.
-	printReport(os.Stdout, c, machine, res, idle, peaks, cpuAfter.sub(cpuBefore))
 
 	var rres rbacResults
 	if c.rbac {
@@ -239,6 +263,20 @@ func run(ctx context.Context, c config) (err error) {
 		}
 		printWatchReport(os.Stdout, c, machine, wres, readCPU(api.pid(), mem).sub(before))
 	}
+
+	var ares admissionResults
+	if c.admission {
+		// Its report gives the load average from the section's start.
+		at := machine
+		at.load = loadAvg()
+		before := readCPU(api.pid(), mem)
+		var admissionErr error
+		ares, admissionErr = runAdmission(ctx, c, api, tmp)
+		if admissionErr != nil {
+			return fmt.Errorf("admission section: %w", admissionErr)
+		}
+		printAdmissionReport(os.Stdout, c, at, ares, readCPU(api.pid(), mem).sub(before))
+	}
 	if prof != nil {
 		fmt.Printf("\nperf profile: %s (e.g. perf report -i %s --no-children --comms pgkube,postgres --sort comm,dso,sym)\n",
 			c.perfOut, c.perfOut)
@@ -251,6 +289,9 @@ func run(ctx context.Context, c config) (err error) {
 	}
 	if n := wres.failed(); n > 0 {
 		return fmt.Errorf("%d watch faults; the watch figures above do not describe a working server", n)
+	}
+	if n := ares.failed(); n > 0 {
+		return fmt.Errorf("%d admission section creates failed; the admission figures above do not describe a working server", n)
 	}
 	return nil
 }

@@ -24,6 +24,10 @@ const (
 // RoleBindings.
 const targetRBACOverhead = 0.10
 
+// The admission section's target: the API server CPU a Deployment create
+// spends in validation and admission (with defaulting and field management).
+const targetAdmission = 300 * time.Microsecond
+
 // Issue 3's watch targets.
 const (
 	targetWatchSlowdown = 0.10 // of write throughput, with watchers
