@@ -74,6 +74,11 @@ type Options struct {
 	// EncryptionConfig is an EncryptionConfiguration file: resources to
 	// encrypt at rest and their keys.
 	EncryptionConfig string
+	// TenantQPS, TenantBurst and TenantMaxInFlight limit each tenant's
+	// requests (0: unlimited); the root cluster is never limited.
+	TenantQPS         float64
+	TenantBurst       int
+	TenantMaxInFlight int
 	// AuditLogPath, if set, receives one JSON line per request.
 	AuditLogPath string
 	Log          *slog.Logger
@@ -251,6 +256,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		Stopping:      base,
 		Authenticator: authenticator, Authorizer: authorizer, APIAudiences: opts.APIAudiences, Audit: auditSink,
 		Virtual: rv.handlers(), Paths: issuerDiscovery(tenantCreds), Clusters: tenancyCtl, SchemasFor: schemaSets.get,
+		Fairness: &server.Fairness{QPS: opts.TenantQPS, Burst: opts.TenantBurst, MaxInFlight: opts.TenantMaxInFlight},
 	})
 	s.handler = srv.Handler()
 	tenancyCtl.s = s

@@ -73,6 +73,8 @@ type Config struct {
 	// Schemas describes the served kinds for /openapi/v2 and /openapi/v3;
 	// nil describes the Registry's built-in resources.
 	Schemas *schemas.Set
+	// Fairness limits each tenant's requests; nil leaves them unlimited.
+	Fairness *Fairness
 	// SchemasFor, if set, gives a logical cluster's own description (one
 	// with its CRDs); nil falls back to Schemas.
 	SchemasFor func(cluster string) *schemas.Set
@@ -92,6 +94,7 @@ type Server struct {
 	codecs  *codecs
 	metrics *metrics
 	fields  *fieldManagers
+	fair    *fairness
 	started time.Time
 }
 
@@ -105,6 +108,9 @@ func New(cfg Config) *Server {
 		cfg.Schemas, _ = schemasOf(cfg.Registry)
 	}
 	s := &Server{cfg: cfg, codecs: newCodecs(cfg.Registry.Scheme), metrics: newMetrics(), started: time.Now()}
+	if cfg.Fairness != nil {
+		s.fair = &fairness{cfg: *cfg.Fairness}
+	}
 	s.fields = newFieldManagers(cfg.Registry.Scheme, func() managedfields.TypeConverter {
 		if cfg.TypeConverter != nil {
 			return cfg.TypeConverter
@@ -137,7 +143,7 @@ var Version = version.Info{
 // Handler returns the HTTP handler for the whole API.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.metrics.middleware, s.routeCluster, s.secure)
+	r.Use(s.recoverer, s.metrics.middleware, s.routeCluster, s.limit, s.secure)
 	r.Get("/healthz", s.health(false))
 	r.Get("/livez", s.health(false))
 	r.Get("/readyz", s.health(true))
