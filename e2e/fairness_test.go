@@ -1,0 +1,111 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pgkube/pgkube/internal/pgtest"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
+)
+
+// tenantConfig creates a logical cluster through the root API and returns
+// an admin client config for it.
+func tenantConfig(t *testing.T, url, name string) *rest.Config {
+	t.Helper()
+	ctx := context.Background()
+	lcs := dynamic.NewForConfigOrDie(adminConfig(t, url)).Resource(schema.GroupVersionResource{
+		Group: "tenancy.pgkube.io", Version: "v1alpha1", Resource: "logicalclusters"})
+	eventually(t, "create "+name, func() error {
+		_, err := lcs.Create(ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": "tenancy.pgkube.io/v1alpha1",
+			"kind": "LogicalCluster", "metadata": map[string]any{"name": name}}}, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+		return err
+	})
+	eventually(t, name+" ready", func() error {
+		lc, err := lcs.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if phase, _, _ := unstructured.NestedString(lc.Object, "status", "phase"); phase != "Ready" {
+			return errors.New("phase " + phase)
+		}
+		return nil
+	})
+	sec, err := kubernetes.NewForConfigOrDie(adminConfig(t, url)).CoreV1().Secrets("kube-system").Get(ctx, "tenant-"+name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, b := testCerts(t)
+	return &rest.Config{Host: url + "/clusters/" + name, TLSClientConfig: rest.TLSClientConfig{
+		CAData: b.CAPEM, CertData: sec.Data["admin.crt"], KeyData: sec.Data["admin.key"]}}
+}
+
+// TestTenantFairness: a tenant flooding the server gets 429s with
+// Retry-After; another tenant and the root cluster are served meanwhile.
+func TestTenantFairness(t *testing.T) {
+	url := startAPIServer(t, pgtest.NewDatabase(t), "--tenant-qps", "20", "--tenant-burst", "20")
+	noisy, quiet := tenantConfig(t, url, "noisy"), tenantConfig(t, url, "quiet")
+	noisy.RateLimiter = flowcontrol.NewFakeAlwaysRateLimiter()
+	ctx := context.Background()
+	noisyClient := kubernetes.NewForConfigOrDie(noisy)
+	// client-go retries 429s on its own; ask once to see each answer.
+	get := func() error {
+		return noisyClient.CoreV1().RESTClient().Get().Resource("namespaces").Name("default").MaxRetries(0).Do(ctx).Error()
+	}
+	var mu sync.Mutex
+	var throttled, served int
+	var wg sync.WaitGroup
+	stop := time.Now().Add(2 * time.Second)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				err := get()
+				mu.Lock()
+				switch {
+				case err == nil:
+					served++
+				case apierrors.IsTooManyRequests(err):
+					throttled++
+				default:
+					t.Errorf("noisy tenant: %v", err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	// Meanwhile the quiet tenant and the root are served at once.
+	quietClient := kubernetes.NewForConfigOrDie(quiet)
+	root := kubernetes.NewForConfigOrDie(adminConfig(t, url))
+	for i := 0; i < 10; i++ {
+		start := time.Now()
+		if _, err := quietClient.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{}); err != nil {
+			t.Errorf("quiet tenant while another floods: %v", err)
+		}
+		if _, err := root.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{}); err != nil {
+			t.Errorf("root while a tenant floods: %v", err)
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("quiet requests took %v", took)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	wg.Wait()
+	t.Logf("noisy tenant: %d served, %d throttled", served, throttled)
+	if throttled == 0 || served > 120 {
+		t.Errorf("a tenant limited to 20 requests/s was served %d and throttled %d times in 2 s", served, throttled)
+	}
+}
