@@ -499,7 +499,7 @@ func startClusterFeeds(ctx, base context.Context, s *Server, cluster string, sto
 	go admissionFeed.run(base, admissionFrom)
 	crds := newCRDController(s, s.reg, store, hub, cluster, log)
 	cs := &crdSchemas{cluster: cluster, sets: schemaSets, kinds: map[string][]schema.GroupVersionKind{}}
-	crds.schemaChanged, crds.validator = cs.changed, cs.validator
+	crds.schemaChanged, crds.validator, crds.unknown = cs.changed, cs.validator, cs.unknown
 	crdsFrom, err := crds.load(ctx)
 	if err != nil {
 		return err

@@ -37,6 +37,8 @@ type crdController struct {
 	schemaChanged func(name string, crd *apiextensionsv1.CustomResourceDefinition)
 	// validator gives a version's schema check for a CRD, if known.
 	validator func(crd *apiextensionsv1.CustomResourceDefinition, version string) registry.SchemaValidator
+	// unknown finds fields a version's schema does not know, if known.
+	unknown func(crd *apiextensionsv1.CustomResourceDefinition, version string) registry.UnknownFinder
 	// kick wakes the worker that settles status and cleanup.
 	kick    chan struct{}
 	mu      sync.Mutex // guards pending
@@ -125,7 +127,11 @@ func (c *crdController) apply(data []byte, deleted bool) {
 	if c.validator != nil {
 		validator = func(v string) registry.SchemaValidator { return c.validator(crd, v) }
 	}
-	rs, err := registry.CustomResources(crd, validator)
+	var unknown func(string) registry.UnknownFinder
+	if c.unknown != nil {
+		unknown = func(v string) registry.UnknownFinder { return c.unknown(crd, v) }
+	}
+	rs, err := registry.CustomResources(crd, validator, unknown)
 	if err == nil {
 		err = c.reg.SetCustom(c.cluster, crd.Name, rs)
 	}

@@ -208,3 +208,20 @@ func (c *crdSchemas) validator(crd *apiextensionsv1.CustomResourceDefinition, ve
 		return v.Validate(obj)
 	}
 }
+
+// unknown finds the fields of a custom object its version's schema does
+// not know, for fieldValidation's warnings and errors.
+func (c *crdSchemas) unknown(crd *apiextensionsv1.CustomResourceDefinition, version string) registry.UnknownFinder {
+	gvk := schema.GroupVersionKind{Group: crd.Spec.Group, Version: version, Kind: crd.Spec.Names.Kind}
+	return func(obj map[string]any) []string {
+		set := c.sets.get(c.cluster)
+		if set == nil {
+			return nil
+		}
+		v := set.Validator(gvk)
+		if v == nil {
+			return nil
+		}
+		return v.Unknown(obj)
+	}
+}

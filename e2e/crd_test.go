@@ -81,7 +81,10 @@ func TestCustomResourceLifecycle(t *testing.T) {
 	contains(t, k.ok("api-resources", "--api-group=life.example.com"), "widgets", "wdg", "life.example.com/v1", "true", "Widget")
 
 	w := "apiVersion: life.example.com/v1\nkind: Widget\nmetadata: {name: w1, namespace: crd-life}\nspec: {replicas: 2, junk: 1, port: http, extra: {anything: [1, 2]}}\n"
-	contains(t, k.okIn(w, "apply", "-f", "-"), "widget.life.example.com/w1 created")
+	// kubectl validates strictly by default: the unknown field is refused
+	// as upstream refuses it; without validation it is pruned.
+	contains(t, k.failsIn(w, "apply", "-f", "-"), `Widget in version "v1" cannot be handled as a Widget: strict decoding error: unknown field "spec.junk"`)
+	contains(t, k.okIn(w, "apply", "--validate=warn", "-f", "-"), `Warning: unknown field "spec.junk"`, "widget.life.example.com/w1 created")
 	out := k.ok("get", "widgets", "-n", "crd-life")
 	if h := header(out); h != "NAME SIZE REPLICAS AGE" {
 		t.Fatalf("printer columns: %q\n%s", h, out)

@@ -70,6 +70,17 @@ func (k *kubectl) okIn(stdin string, args ...string) string {
 	return out
 }
 
+// failsIn runs kubectl with stdin, expects it to fail, and returns its
+// output.
+func (k *kubectl) failsIn(stdin string, args ...string) string {
+	k.t.Helper()
+	out, err := k.run(stdin, args...)
+	if err == nil {
+		k.t.Fatalf("kubectl %s succeeded, expected an error:\n%s", strings.Join(args, " "), out)
+	}
+	return out
+}
+
 // fails runs kubectl, expects it to fail, and returns its output.
 func (k *kubectl) fails(args ...string) string {
 	k.t.Helper()

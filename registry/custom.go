@@ -14,11 +14,16 @@ import (
 // SchemaValidator checks a custom object against its version's schema.
 type SchemaValidator func(obj map[string]any) field.ErrorList
 
+// UnknownFinder lists the paths of a custom object's fields its version's
+// schema does not know.
+type UnknownFinder func(obj map[string]any) []string
+
 // CustomResources describes what a CRD serves: one resource per served
 // version, all stored under one key (group/plural) in the storage version's
 // form, as conversion strategy None does upstream (only apiVersion
 // changes). validator, if not nil, gives each version's schema check.
-func CustomResources(crd *apiextensionsv1.CustomResourceDefinition, validator func(version string) SchemaValidator) ([]*Resource, error) {
+func CustomResources(crd *apiextensionsv1.CustomResourceDefinition, validator func(version string) SchemaValidator,
+	unknown func(version string) UnknownFinder) ([]*Resource, error) {
 	spec := crd.Spec
 	storage := ""
 	for _, v := range spec.Versions {
@@ -64,6 +69,16 @@ func CustomResources(crd *apiextensionsv1.CustomResourceDefinition, validator fu
 		var check SchemaValidator
 		if validator != nil {
 			check = validator(v.Name)
+		}
+		if unknown != nil {
+			find := unknown(v.Name)
+			r.UnknownFields = func(obj runtime.Object) []string {
+				u, ok := obj.(*unstructured.Unstructured)
+				if !ok || find == nil {
+					return nil
+				}
+				return find(u.Object)
+			}
 		}
 		r.Default = func(obj runtime.Object) {
 			u, ok := obj.(*unstructured.Unstructured)

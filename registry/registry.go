@@ -78,6 +78,10 @@ type Resource struct {
 	// CRD names the CustomResourceDefinition serving this resource; its
 	// objects are unstructured.
 	CRD string
+	// UnknownFields lists the paths of fields a custom object has that its
+	// schema does not know (pruning removes them; fieldValidation decides
+	// whether that is a warning or an error).
+	UnknownFields func(obj runtime.Object) []string
 	// StorageVersion is the version a custom resource is stored at.
 	StorageVersion string
 	// Columns are a custom resource's additionalPrinterColumns.

@@ -207,7 +207,7 @@ func decodeError(err error, want schema.GroupVersionKind) error {
 	if strings.Contains(msg, "no kind") || strings.Contains(msg, "is registered for version") {
 		return badRequest("%s", msg)
 	}
-	return badRequest("%s in version %q cannot be handled as a %s: %s", want.Kind, want.GroupVersion().String(), want.Kind, msg)
+	return badRequest("%s in version %q cannot be handled as a %s: %s", want.Kind, want.Version, want.Kind, msg)
 }
 
 func setGVK(obj runtime.Object, gvk schema.GroupVersionKind) {

@@ -372,9 +372,14 @@ func (s *Server) decodeBody(c *call, want schema.GroupVersionKind) (runtime.Obje
 	if err != nil {
 		return nil, err
 	}
+	if c.res.UnknownFields != nil && want == c.res.GVK() {
+		for _, path := range c.res.UnknownFields(d.obj) {
+			d.warnings = append(d.warnings, fmt.Sprintf("unknown field %q", path))
+		}
+	}
 	if err := c.fieldProblems(mode, d.warnings); err != nil {
 		// As a decode failure: the body cannot be handled as the kind.
-		return nil, badRequest("%s in version %q cannot be handled as a %s: %s", want.Kind, want.GroupVersion().String(), want.Kind, errMessage(err))
+		return nil, badRequest("%s in version %q cannot be handled as a %s: %s", want.Kind, want.Version, want.Kind, errMessage(err))
 	}
 	return d.obj, nil
 }
