@@ -279,11 +279,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := s.bootstrapPolicy(ctx); err != nil {
 		return nil, fmt.Errorf("bootstrap RBAC policy: %w", err)
 	}
-	startFeeds := func(ctx context.Context, cluster string) error {
-		return startClusterFeeds(ctx, base, s, cluster, store, hub, rbac, policies, webhooks, schemaSets, opts.Log)
+	// A cluster's feeds live as long as run: the server for the root, a
+	// tenant's activity for a tenant (see tenancy.stopIdle).
+	startFeeds := func(run context.Context, cluster string) error {
+		return startClusterFeeds(run, run, s, cluster, store, hub, rbac, policies, webhooks, schemaSets, opts.Log)
 	}
 	tenancyCtl.start, tenancyCtl.base = startFeeds, base
-	if err := startFeeds(ctx, clusters.Root); err != nil {
+	if err := startFeeds(base, clusters.Root); err != nil {
 		return nil, err
 	}
 	if err := s.ensure(ctx, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", &unstructured.Unstructured{Object: logicalClusterCRD}); err != nil {
@@ -291,6 +293,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	go quotas.run(base)
 	go tenancyCtl.run(base)
+	go tenancyCtl.stopIdle(base)
 	if crypt != nil {
 		go s.reencrypt(base, crypt)
 	}

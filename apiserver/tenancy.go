@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pgkube/pgkube/authz"
@@ -75,19 +76,54 @@ type tenancy struct {
 }
 
 type readyOnce struct {
-	once sync.Once
-	err  error
+	once   sync.Once
+	err    error
+	cancel context.CancelFunc
+	used   atomic.Int64 // unix nanoseconds of the last request
 }
+
+// idleAfter is how long a tenant may go without requests before its feeds
+// stop: an idle tenant then costs no goroutine, only its cached policy.
+const idleAfter = 5 * time.Minute
 
 // Ready starts a cluster's feeds once; later calls cost a map lookup.
 func (t *tenancy) Ready(ctx context.Context, cluster string) error {
 	v, _ := t.ready.LoadOrStore(cluster, &readyOnce{})
 	r := v.(*readyOnce)
-	r.once.Do(func() { r.err = t.start(t.base, cluster) })
+	r.used.Store(time.Now().UnixNano())
+	r.once.Do(func() {
+		fctx, cancel := context.WithCancel(t.base)
+		r.cancel = cancel
+		if r.err = t.start(fctx, cluster); r.err != nil {
+			cancel()
+		}
+	})
 	if r.err != nil {
-		t.ready.Delete(cluster) // try again on the next request
+		t.ready.CompareAndDelete(cluster, r) // try again on the next request
 	}
 	return r.err
+}
+
+// stopIdle ends the feeds of tenants without recent requests; the next
+// request starts them again from a fresh snapshot.
+func (t *tenancy) stopIdle(ctx context.Context) {
+	tick := time.NewTicker(idleAfter / 5)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		cutoff := time.Now().Add(-idleAfter).UnixNano()
+		t.ready.Range(func(k, v any) bool {
+			r := v.(*readyOnce)
+			if r.used.Load() < cutoff && t.ready.CompareAndDelete(k, r) && r.cancel != nil {
+				r.cancel()
+			}
+			return true
+		})
+	}
 }
 
 func (t *tenancy) Exists(ctx context.Context, name string) (bool, error) {
@@ -148,7 +184,9 @@ func (t *tenancy) handle(ctx context.Context, data []byte, deleted bool) {
 	name := u.GetName()
 	if deleted {
 		t.tenants.forget(name)
-		t.ready.Delete(name)
+		if v, ok := t.ready.LoadAndDelete(name); ok && v.(*readyOnce).cancel != nil {
+			v.(*readyOnce).cancel()
+		}
 		return
 	}
 	var err error
@@ -262,7 +300,9 @@ func (t *tenancy) remove(ctx context.Context, u *unstructured.Unstructured) erro
 		return err
 	}
 	t.tenants.forget(name)
-	t.ready.Delete(name)
+	if v, ok := t.ready.LoadAndDelete(name); ok && v.(*readyOnce).cancel != nil {
+		v.(*readyOnce).cancel()
+	}
 	t.s.reg.Forget(name)
 	code, body, err := t.s.callRaw(ctx, http.MethodDelete, "/api/v1/namespaces/"+tenantSecretNamespace+"/secrets/"+tenantSecretName(name), "application/json", nil)
 	if err != nil {
