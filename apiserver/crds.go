@@ -88,22 +88,7 @@ func (c *crdController) run(ctx context.Context, rv int64) {
 }
 
 func (c *crdController) follow(ctx context.Context, rv int64) error {
-	w, err := c.hub.Watch(ctx, c.cluster, crdKey, "", rv, nil, false)
-	if err != nil {
-		return err
-	}
-	defer w.Stop()
-	for {
-		events, err := w.Next(ctx)
-		if err != nil {
-			return err
-		}
-		for _, e := range events {
-			if !e.Progress {
-				c.apply(e.Data, e.Deleted)
-			}
-		}
-	}
+	return follow(ctx, c.hub, c.cluster, crdKey, rv, c.apply)
 }
 
 // apply serves (or, deleted, stops serving) one CRD as stored, and queues

@@ -192,36 +192,37 @@ func (c *crdSchemas) changed(name string, crd *apiextensionsv1.CustomResourceDef
 	}
 }
 
-// validator checks custom objects against the schema of their version, as
-// the cluster's description has it when the object is written.
-func (c *crdSchemas) validator(crd *apiextensionsv1.CustomResourceDefinition, version string) registry.SchemaValidator {
+// schemaValidator finds, when an object is written, the validator of a
+// custom kind in the cluster's description.
+func (c *crdSchemas) schemaValidator(crd *apiextensionsv1.CustomResourceDefinition, version string) func() *schemas.Validator {
 	gvk := schema.GroupVersionKind{Group: crd.Spec.Group, Version: version, Kind: crd.Spec.Names.Kind}
+	return func() *schemas.Validator {
+		if set := c.sets.get(c.cluster); set != nil {
+			return set.Validator(gvk)
+		}
+		return nil
+	}
+}
+
+// validator checks custom objects against the schema of their version.
+func (c *crdSchemas) validator(crd *apiextensionsv1.CustomResourceDefinition, version string) registry.SchemaValidator {
+	find := c.schemaValidator(crd, version)
 	return func(obj map[string]any) field.ErrorList {
-		set := c.sets.get(c.cluster)
-		if set == nil {
-			return nil
+		if v := find(); v != nil {
+			return v.Validate(obj)
 		}
-		v := set.Validator(gvk)
-		if v == nil {
-			return nil
-		}
-		return v.Validate(obj)
+		return nil
 	}
 }
 
 // unknown finds the fields of a custom object its version's schema does
 // not know, for fieldValidation's warnings and errors.
 func (c *crdSchemas) unknown(crd *apiextensionsv1.CustomResourceDefinition, version string) registry.UnknownFinder {
-	gvk := schema.GroupVersionKind{Group: crd.Spec.Group, Version: version, Kind: crd.Spec.Names.Kind}
+	find := c.schemaValidator(crd, version)
 	return func(obj map[string]any) []string {
-		set := c.sets.get(c.cluster)
-		if set == nil {
-			return nil
+		if v := find(); v != nil {
+			return v.Unknown(obj)
 		}
-		v := set.Validator(gvk)
-		if v == nil {
-			return nil
-		}
-		return v.Unknown(obj)
+		return nil
 	}
 }

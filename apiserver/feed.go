@@ -129,3 +129,24 @@ func (f *feed) follow(ctx context.Context, rv int64) error {
 	}
 	return <-errs
 }
+
+// follow hands fn every change of one resource of a cluster after rv,
+// until ctx ends or the watch fails.
+func follow(ctx context.Context, hub *watch.Hub, cluster, key string, rv int64, fn func(data []byte, deleted bool)) error {
+	w, err := hub.Watch(ctx, cluster, key, "", rv, nil, false)
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	for {
+		events, err := w.Next(ctx)
+		if err != nil {
+			return err
+		}
+		for _, e := range events {
+			if !e.Progress {
+				fn(e.Data, e.Deleted)
+			}
+		}
+	}
+}

@@ -155,22 +155,7 @@ func (t *tenancy) run(ctx context.Context) {
 }
 
 func (t *tenancy) follow(ctx context.Context, rv int64) error {
-	w, err := t.hub.Watch(ctx, clusters.Root, logicalClusters, "", rv, nil, false)
-	if err != nil {
-		return err
-	}
-	defer w.Stop()
-	for {
-		events, err := w.Next(ctx)
-		if err != nil {
-			return err
-		}
-		for _, e := range events {
-			if !e.Progress {
-				t.handle(ctx, e.Data, e.Deleted)
-			}
-		}
-	}
+	return follow(ctx, t.hub, clusters.Root, logicalClusters, rv, func(data []byte, deleted bool) { t.handle(ctx, data, deleted) })
 }
 
 // handle settles one LogicalCluster: provision it, or clean it up once it
