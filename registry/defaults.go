@@ -53,6 +53,11 @@ func defaulters() map[string]func(obj runtime.Object) {
 		"PriorityClass":            forType(defaultPriorityClass),
 		"EndpointSlice":            forType(defaultEndpointSlice),
 		"CustomResourceDefinition": forType(defaultCRD),
+
+		"MutatingWebhookConfiguration":     forType(defaultMutatingWebhookConfiguration),
+		"ValidatingWebhookConfiguration":   forType(defaultValidatingWebhookConfiguration),
+		"ValidatingAdmissionPolicy":        forType(defaultValidatingAdmissionPolicy),
+		"ValidatingAdmissionPolicyBinding": forType(defaultValidatingAdmissionPolicyBinding),
 	}
 }
 

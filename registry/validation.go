@@ -56,6 +56,12 @@ func semanticValidators() map[string]func(obj, old runtime.Object) field.ErrorLi
 		"StorageClass":            validateStorageClass,
 		"Lease":                   validateLease,
 		"EndpointSlice":           validateEndpointSlice,
+
+		"MutatingWebhookConfiguration":     validateMutatingWebhookConfiguration,
+		"ValidatingWebhookConfiguration":   validateValidatingWebhookConfiguration,
+		"ValidatingAdmissionPolicy":        validateValidatingAdmissionPolicy,
+		"ValidatingAdmissionPolicyBinding": validateValidatingAdmissionPolicyBinding,
+		"CustomResourceDefinition":         validateCRD,
 	}
 }
 
