@@ -372,17 +372,7 @@ func untilStopped(ctx context.Context, workers int, stop <-chan struct{}, op fun
 		})
 	}
 	wg.Wait()
-	s := opStats{wall: time.Since(start)}
-	for _, ws := range per {
-		s.lat = append(s.lat, ws.lat...)
-		s.errs += ws.errs
-		if s.firstErr == nil {
-			s.firstErr = ws.firstErr
-		}
-	}
-	s.ok = len(s.lat)
-	slices.Sort(s.lat)
-	return s
+	return merged(per, time.Since(start))
 }
 
 // sortSamples returns a CPU profile's CPU seconds in all, by phase of a

@@ -219,12 +219,7 @@ func listPaged(ctx context.Context, cs kubernetes.Interface, limit int64) (pages
 // times each call. Worker w takes i = w, w+workers, …: a static split,
 // so that phases can hand objects from one to the next without locks.
 func parallel(ctx context.Context, workers, n int, op func(ctx context.Context, i int) error) opStats {
-	type workerStats struct {
-		lat      []time.Duration
-		errs     int
-		firstErr error
-	}
-	per := make([]workerStats, workers)
+	per := make([]opStats, workers)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for w := range workers {
@@ -245,7 +240,12 @@ func parallel(ctx context.Context, workers, n int, op func(ctx context.Context, 
 		})
 	}
 	wg.Wait()
-	s := opStats{wall: time.Since(start)}
+	return merged(per, time.Since(start))
+}
+
+// merged combines the workers' statistics of one phase.
+func merged(per []opStats, wall time.Duration) opStats {
+	s := opStats{wall: wall}
 	for _, ws := range per {
 		s.lat = append(s.lat, ws.lat...)
 		s.errs += ws.errs

@@ -253,23 +253,16 @@ func (pol *policy) validate(ctx context.Context, req *admcel.Request, param any,
 	}
 
 	if len(pol.conditions) > 0 {
-		var errs []error
-		for _, c := range pol.conditions {
+		conds := make([]admcel.Compiled, len(pol.conditions))
+		for i, c := range pol.conditions {
+			conds[i] = admcel.Compiled{Program: c.prg}
 			if c.err != nil {
-				errs = append(errs, fmt.Errorf("compilation error: %w", c.err))
-				continue
+				conds[i].Err = fmt.Errorf("compilation error: %w", c.err)
 			}
-			ok, err := c.prg.EvalBool(ctx, act, budget)
-			if err != nil {
-				errs = append(errs, err)
-				if errors.Is(err, admcel.ErrOutOfBudget) {
-					break
-				}
-				continue
-			}
-			if !ok {
-				return nil
-			}
+		}
+		match, errs := admcel.MatchConditions(ctx, conds, act, budget)
+		if !match && len(errs) == 0 {
+			return nil
 		}
 		if len(errs) > 0 {
 			return onError(utilerrors.NewAggregate(errs).Error())

@@ -64,28 +64,13 @@ func (w *Webhooks) conditionsMatch(ctx context.Context, h *hook, req *admcel.Req
 	if len(h.conditions) == 0 {
 		return true, nil
 	}
-	act := admcel.NewActivation(req, nil, nil, nil)
-	budget := admcel.NewBudget(admcel.RuntimeBudget)
-	var errs []error
-	for _, c := range h.conditions {
-		if c.err != nil {
-			errs = append(errs, c.err)
-			continue
-		}
-		ok, err := c.prg.EvalBool(ctx, act, budget)
-		if err != nil {
-			errs = append(errs, err)
-			if errors.Is(err, admcel.ErrOutOfBudget) {
-				break
-			}
-			continue
-		}
-		if !ok {
-			return false, nil
-		}
+	conds := make([]admcel.Compiled, len(h.conditions))
+	for i, c := range h.conditions {
+		conds[i] = admcel.Compiled{Program: c.prg, Err: c.err}
 	}
-	if len(errs) == 0 {
-		return true, nil
+	match, errs := admcel.MatchConditions(ctx, conds, admcel.NewActivation(req, nil, nil, nil), admcel.NewBudget(admcel.RuntimeBudget))
+	if match || len(errs) == 0 {
+		return match, nil
 	}
 	if h.failurePolicy == admissionregistrationv1.Ignore {
 		return false, nil
