@@ -168,10 +168,7 @@ func (t *tenancy) handle(ctx context.Context, data []byte, deleted bool) {
 	}
 	name := u.GetName()
 	if deleted {
-		t.tenants.forget(name)
-		if v, ok := t.ready.LoadAndDelete(name); ok && v.(*readyOnce).cancel != nil {
-			v.(*readyOnce).cancel()
-		}
+		t.forget(name)
 		return
 	}
 	var err error
@@ -284,11 +281,7 @@ func (t *tenancy) remove(ctx context.Context, u *unstructured.Unstructured) erro
 	if err := t.store.RemoveCluster(ctx, name); err != nil {
 		return err
 	}
-	t.tenants.forget(name)
-	if v, ok := t.ready.LoadAndDelete(name); ok && v.(*readyOnce).cancel != nil {
-		v.(*readyOnce).cancel()
-	}
-	t.s.reg.Forget(name)
+	t.forget(name)
 	code, body, err := t.s.callRaw(ctx, http.MethodDelete, "/api/v1/namespaces/"+tenantSecretNamespace+"/secrets/"+tenantSecretName(name), "application/json", nil)
 	if err != nil {
 		return err
@@ -307,4 +300,17 @@ func (t *tenancy) remove(ctx context.Context, u *unstructured.Unstructured) erro
 		return fmt.Errorf("remove finalizer: %d %s", code, body)
 	}
 	return nil
+}
+
+// forget drops what this process holds of a deleted tenant: its feeds, its
+// credentials, its custom resources and its RBAC policy.
+func (t *tenancy) forget(name string) {
+	t.tenants.forget(name)
+	if v, ok := t.ready.LoadAndDelete(name); ok && v.(*readyOnce).cancel != nil {
+		v.(*readyOnce).cancel()
+	}
+	if t.s != nil {
+		t.s.reg.Forget(name)
+	}
+	t.rbac.Replace(name, nil)
 }
