@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -76,10 +77,10 @@ func runUp(ctx context.Context, args []string) error {
 		return err
 	}
 	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := writeKubeconfig(kubeconfig, s.URL(), s.PKI()); err != nil {
+	if err := writeKubeconfig(kubeconfig, clientURL(s.Addr()), s.PKI()); err != nil {
 		return err
 	}
-	fmt.Printf("pgkube is up at %s\nexport KUBECONFIG=%s\n", s.URL(), kubeconfig)
+	fmt.Printf("pgkube is up at %s\nexport KUBECONFIG=%s\n", clientURL(s.Addr()), kubeconfig)
 	var pgDone <-chan struct{}
 	if pg != nil {
 		pgDone = pg.Done()
@@ -160,3 +161,16 @@ current-context: pgkube
 
 // appRole is the PostgreSQL role the API server of `pgkube up` runs as.
 const appRole = "pgkube_app"
+
+// clientURL is where a client on this machine reaches a server listening on
+// addr: an unspecified address (0.0.0.0, ::) is reached through loopback,
+// which the serving certificate names.
+func clientURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+	}
+	return "https://" + addr
+}
