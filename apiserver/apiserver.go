@@ -79,6 +79,9 @@ type Options struct {
 	TenantQPS         float64
 	TenantBurst       int
 	TenantMaxInFlight int
+	// TenantIdleTimeout stops a tenant's in-memory feeds after that long
+	// without requests (default 5m).
+	TenantIdleTimeout time.Duration
 	// AuditLogPath, if set, receives one JSON line per request.
 	AuditLogPath string
 	Log          *slog.Logger
@@ -222,7 +225,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	rbac := authz.NewRBAC()
 	authorizer := authz.Union{authz.PrivilegedGroups{authn.SystemPrivileged}, rbac}
 	escalation := &authz.Escalation{RBAC: rbac, Authorizer: authorizer}
-	tenancyCtl := &tenancy{store: store, hub: hub, tenants: tenantCreds, rbac: rbac, log: opts.Log}
+	tenancyCtl := &tenancy{store: store, hub: hub, tenants: tenantCreds, rbac: rbac, log: opts.Log, idleAfter: opts.TenantIdleTimeout}
 	schemaSets := &clusterSchemas{reg: reg, sets: map[string]*schemas.Set{}}
 	rv := &reviews{store: store, authorizer: authorizer, rbac: rbac,
 		tokens: []authn.TokenAuthenticator{authn.PerCluster{For: tenantCreds.tokenAuthenticators}}, issuer: tenantCreds.issuerOf,

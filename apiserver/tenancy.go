@@ -71,6 +71,8 @@ type tenancy struct {
 	// start readies a cluster's feeds (RBAC, admission configuration).
 	start func(ctx context.Context, cluster string) error
 	base  context.Context
+	// idleAfter: see defaultIdleAfter.
+	idleAfter time.Duration
 
 	ready sync.Map // cluster → *readyOnce
 }
@@ -82,9 +84,10 @@ type readyOnce struct {
 	used   atomic.Int64 // unix nanoseconds of the last request
 }
 
-// idleAfter is how long a tenant may go without requests before its feeds
-// stop: an idle tenant then costs no goroutine, only its cached policy.
-const idleAfter = 5 * time.Minute
+// defaultIdleAfter is how long a tenant may go without requests before its
+// feeds stop: an idle tenant then costs no goroutine, only its cached
+// policy.
+const defaultIdleAfter = 5 * time.Minute
 
 // Ready starts a cluster's feeds once; later calls cost a map lookup.
 func (t *tenancy) Ready(ctx context.Context, cluster string) error {
@@ -107,7 +110,10 @@ func (t *tenancy) Ready(ctx context.Context, cluster string) error {
 // stopIdle ends the feeds of tenants without recent requests; the next
 // request starts them again from a fresh snapshot.
 func (t *tenancy) stopIdle(ctx context.Context) {
-	tick := time.NewTicker(idleAfter / 5)
+	if t.idleAfter <= 0 {
+		t.idleAfter = defaultIdleAfter
+	}
+	tick := time.NewTicker(t.idleAfter / 5)
 	defer tick.Stop()
 	for {
 		select {
@@ -115,7 +121,7 @@ func (t *tenancy) stopIdle(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		cutoff := time.Now().Add(-idleAfter).UnixNano()
+		cutoff := time.Now().Add(-t.idleAfter).UnixNano()
 		t.ready.Range(func(k, v any) bool {
 			r := v.(*readyOnce)
 			if r.used.Load() < cutoff && t.ready.CompareAndDelete(k, r) && r.cancel != nil {

@@ -3,11 +3,15 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/pgkube/pgkube/internal/pgtest"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -107,5 +111,70 @@ func TestTenantFairness(t *testing.T) {
 	t.Logf("noisy tenant: %d served, %d throttled", served, throttled)
 	if throttled == 0 || served > 120 {
 		t.Errorf("a tenant limited to 20 requests/s was served %d and throttled %d times in 2 s", served, throttled)
+	}
+}
+
+// feedGoroutines counts the API server's goroutines that keep logical
+// clusters' in-memory state (feeds, aggregation, CRD controllers), from a
+// pprof goroutine profile: connections' goroutines come and go with the
+// test's clients and are left out.
+func feedGoroutines(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := adminHTTP(t).Get(url + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, group := range strings.Split(string(body), "\n\n") {
+		var count int
+		if _, err := fmt.Sscanf(group, "%d @", &count); err != nil {
+			continue
+		}
+		if strings.Contains(group, "pgkube/pgkube/apiserver.") || strings.Contains(group, "pgkube/pgkube/watch.") {
+			n += count
+		}
+	}
+	return n
+}
+
+// TestIdleTenantsCostNoGoroutines: a tenant's in-memory state (RBAC,
+// admission and CRD feeds) runs while it is used and stops when it has been
+// idle, and comes back on its next request.
+func TestIdleTenantsCostNoGoroutines(t *testing.T) {
+	url := startAPIServer(t, pgtest.NewDatabase(t), "--tenant-idle-timeout", "2s")
+	ctx := context.Background()
+	settle := func() int {
+		// Take the lowest of a few readings: a request in flight may be
+		// starting something.
+		low := 1 << 30
+		for range 5 {
+			low = min(low, feedGoroutines(t, url))
+			time.Sleep(200 * time.Millisecond)
+		}
+		return low
+	}
+	before := settle()
+	cs := kubernetes.NewForConfigOrDie(tenantConfig(t, url, "sleepy"))
+	if _, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	active := feedGoroutines(t, url)
+	if active <= before {
+		t.Fatalf("goroutines with an active tenant %d, before %d: the test cannot tell", active, before)
+	}
+	time.Sleep(4 * time.Second)
+	idle := settle()
+	t.Logf("goroutines: before %d, tenant active %d, tenant idle %d", before, active, idle)
+	if idle > before {
+		t.Errorf("an idle tenant still costs %d goroutines", idle-before)
+	}
+	// The next request brings it back.
+	if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "awake"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("a request to an idle tenant: %v", err)
 	}
 }

@@ -105,6 +105,7 @@ func serverFlags(fs *flag.FlagSet, o *apiserver.Options) {
 	fs.StringVar(&o.AuditLogPath, "audit-log-path", "", "file receiving one JSON audit event per request")
 	fs.Float64Var(&o.TenantQPS, "tenant-qps", 200, "requests per second each tenant (logical cluster other than root) may make; 0 for no limit")
 	fs.IntVar(&o.TenantBurst, "tenant-burst", 400, "burst of requests above --tenant-qps")
+	fs.DurationVar(&o.TenantIdleTimeout, "tenant-idle-timeout", 5*time.Minute, "a tenant without requests for this long keeps no goroutines (its feeds stop until its next request)")
 	fs.IntVar(&o.TenantMaxInFlight, "tenant-max-inflight", 50, "concurrent requests each tenant may have, watches not counted; 0 for no limit")
 }
 
