@@ -40,6 +40,7 @@ func (h *Hub) subscribe(ctx context.Context, cluster string, w *Watcher) (*feed,
 			}
 			h.mu.Lock()
 			if h.feeds[cluster] == nil {
+				h.tokens[notifyToken(cluster)] = cluster
 				f = &feed{h: h, cluster: cluster, wake: make(chan struct{}, 1), pos: cur, byRes: map[string]map[*Watcher]struct{}{}}
 				h.feeds[cluster] = f
 				go f.run()

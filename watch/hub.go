@@ -52,17 +52,19 @@ type Store interface {
 
 // Hub owns the feeds of one process.
 type Hub struct {
-	store  Store
-	opts   Options
-	mu     sync.Mutex
-	feeds  map[string]*feed
+	store Store
+	opts  Options
+	mu    sync.Mutex
+	feeds map[string]*feed
+	// tokens maps NOTIFY tokens back to the clusters this process follows.
+	tokens map[string]string
 	notify *notifier // nil without a database to NOTIFY through
 }
 
 // NewHub returns a hub reading store.
 func NewHub(store Store, opts Options) *Hub {
 	opts.defaults()
-	return &Hub{store: store, opts: opts, feeds: map[string]*feed{}}
+	return &Hub{store: store, opts: opts, feeds: map[string]*feed{}, tokens: map[string]string{}}
 }
 
 // Committed is the storage commit hook: it wakes the cluster's feed in this
@@ -80,6 +82,17 @@ func (h *Hub) wake(cluster string) {
 	h.mu.Unlock()
 	if f != nil {
 		f.poke()
+	}
+}
+
+// wakeToken wakes the feed of the cluster a NOTIFY token stands for, if
+// this process follows it.
+func (h *Hub) wakeToken(token string) {
+	h.mu.Lock()
+	cluster, ok := h.tokens[token]
+	h.mu.Unlock()
+	if ok {
+		h.wake(cluster)
 	}
 }
 

@@ -2,6 +2,8 @@ package watch
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"log/slog"
 	"sync"
 	"time"
@@ -17,8 +19,9 @@ import (
 // serialise every writer of every tenant; payloads are small and visible to
 // every database user; LISTEN does not work through transaction-pooling
 // proxies. So the notification is sent after the commit, outside the write
-// path, coalesced per cluster, and carries only the cluster's name; the
-// changes themselves are read from the log. The listening connection must
+// path, coalesced per cluster, and carries only a token derived from the
+// cluster's name (a tenant's name is nobody else's business); the changes
+// themselves are read from the log. The listening connection must
 // be a direct one (see Options of Listen).
 const channel = "pgkube_changes"
 
@@ -59,7 +62,7 @@ func (n *notifier) run(ctx context.Context) {
 		n.mu.Unlock()
 		var b pgx.Batch
 		for _, c := range clusters {
-			b.Queue(`SELECT pg_notify($1, $2)`, channel, c)
+			b.Queue(`SELECT pg_notify($1, $2)`, channel, notifyToken(c))
 		}
 		if err := n.pool.SendBatch(ctx, &b).Close(); err != nil && ctx.Err() == nil {
 			// Other processes still catch up within their CatchUp interval.
@@ -117,6 +120,14 @@ func (h *Hub) listenOnce(ctx context.Context, url string) error {
 		if err != nil {
 			return err
 		}
-		h.wake(n.Payload)
+		h.wakeToken(n.Payload)
 	}
+}
+
+// notifyToken stands for a cluster in NOTIFY payloads: receivers know the
+// clusters they follow and recognise their tokens; other database users
+// learn only that something committed.
+func notifyToken(cluster string) string {
+	sum := sha256.Sum256([]byte("pgkube-notify:" + cluster))
+	return hex.EncodeToString(sum[:12])
 }
