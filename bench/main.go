@@ -8,7 +8,10 @@
 // cost writers, event latency and fan-out, and the memory of idle watchers.
 // Last, an admission section (see admission.go): what defaulting, field
 // management, admission and validation cost a Deployment create;
-// -admission-only runs it alone.
+// -admission-only runs it alone. Then a tenants section (see tenants.go):
+// many logical clusters in one database, what creating one takes, what an
+// active and an idle one cost the server, and one tenant's latency while
+// another floods; -tenants-only runs it alone.
 //
 // The server serves only HTTPS; bench makes its CA and certificates and
 // talks to it as the admin (system:masters) unless a phase says otherwise.
@@ -31,6 +34,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/pgkube/pgkube/embedpg"
 	"github.com/pgkube/pgkube/pki"
@@ -67,6 +71,18 @@ type config struct {
 	admissionOnly    bool // skip the load, RBAC and watch sections
 	admissionRounds  int  // rounds, each of Deployment and of ConfigMap creates
 	admissionSeconds int  // length of a round: one CPU profile
+
+	// The tenants section, after the others.
+	tenants            bool
+	tenantsOnly        bool // skip every other section
+	tenantCount        int
+	tenantObjects      int           // ConfigMaps per tenant
+	tenantWorkers      int           // tenants created and filled at a time
+	tenantGets         int           // quiet tenant's gets per round
+	tenantQuietQPS     int           // their pace
+	tenantRounds       int           // rounds, each alone and flooded
+	tenantFloodWorkers int           // the noisy tenant's workers
+	tenantIdleWait     time.Duration // 0: no idle phase
 }
 
 func main() {
@@ -98,9 +114,23 @@ func main() {
 	flag.BoolVar(&c.admissionOnly, "admission-only", false, "run only the admission section (no load, RBAC or watch section)")
 	flag.IntVar(&c.admissionRounds, "admission-rounds", 3, "rounds of the admission section, each of Deployment and of ConfigMap creates (the medians are reported)")
 	flag.IntVar(&c.admissionSeconds, "admission-seconds", 10, "length of an admission round, which runs under one CPU profile of the API server")
+	flag.BoolVar(&c.tenants, "tenants", true, "run the tenants section after the others")
+	flag.BoolVar(&c.tenantsOnly, "tenants-only", false, "run only the tenants section (no load, RBAC, watch or admission section)")
+	flag.IntVar(&c.tenantCount, "tenant-count", 2000, "logical clusters of the tenants section (at least 2)")
+	flag.IntVar(&c.tenantObjects, "tenant-objects", 50, "ConfigMaps per tenant")
+	flag.IntVar(&c.tenantWorkers, "tenant-workers", 8, "tenants created, and filled, at a time")
+	flag.IntVar(&c.tenantGets, "tenant-gets", 3000, "the quiet tenant's gets per round of the fairness phase")
+	flag.IntVar(&c.tenantQuietQPS, "tenant-quiet-qps", 150, "the quiet tenant's gets per second (the server limits a tenant to 200)")
+	flag.IntVar(&c.tenantRounds, "tenant-rounds", 3, "rounds of the fairness phase, each alone and while another tenant floods (the medians are reported)")
+	flag.IntVar(&c.tenantFloodWorkers, "tenant-flood-workers", 16, "closed-loop workers of the flooding tenant")
+	flag.DurationVar(&c.tenantIdleWait, "tenant-idle-wait", 0, "if set, wait up to this long for idle tenants' feeds to stop "+
+		"(5 min after their last request, checked every minute: 7m is enough) and measure the server again")
 	flag.Parse()
 	if c.admissionOnly {
-		c.admission, c.rbac, c.watch = true, false, false
+		c.admission, c.rbac, c.watch, c.tenants = true, false, false, false
+	}
+	if c.tenantsOnly {
+		c.tenants, c.rbac, c.watch, c.admission = true, false, false, false
 	}
 	if c.objects < 1 || c.workers < 1 || c.listRuns < 1 || c.pageSize < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -objects, -workers, -list-runs and -page-size must be positive")
@@ -117,6 +147,12 @@ func main() {
 	}
 	if c.admission && (c.admissionRounds < 1 || c.admissionSeconds < 1) {
 		fmt.Fprintln(os.Stderr, "bench: the admission flags must be positive")
+		os.Exit(2)
+	}
+
+	if c.tenants && (c.tenantCount < 2 || c.tenantObjects < 1 || c.tenantWorkers < 1 || c.tenantGets < 1 ||
+		c.tenantQuietQPS < 1 || c.tenantRounds < 1 || c.tenantFloodWorkers < 1 || c.tenantIdleWait < 0) {
+		fmt.Fprintln(os.Stderr, "bench: the tenant flags must be positive, and -tenant-count at least 2")
 		os.Exit(2)
 	}
 
@@ -222,7 +258,7 @@ func run(ctx context.Context, c config) (err error) {
 	}
 
 	var res results
-	if !c.admissionOnly {
+	if !c.admissionOnly && !c.tenantsOnly {
 		cpuBefore := readCPU(api.pid(), mem)
 		var loadErr error
 		res, loadErr = runLoad(ctx, c, api)
@@ -277,6 +313,18 @@ func run(ctx context.Context, c config) (err error) {
 		}
 		printAdmissionReport(os.Stdout, c, at, ares, readCPU(api.pid(), mem).sub(before))
 	}
+	var tres tenantsResults
+	if c.tenants {
+		at := machine
+		at.load = loadAvg()
+		before := readCPU(api.pid(), mem)
+		var tenantsErr error
+		tres, tenantsErr = runTenants(ctx, c, api, mem, tmp)
+		if tenantsErr != nil {
+			return fmt.Errorf("tenants section: %w", tenantsErr)
+		}
+		printTenantsReport(os.Stdout, c, at, tres, readCPU(api.pid(), mem).sub(before))
+	}
 	if prof != nil {
 		fmt.Printf("\nperf profile: %s (e.g. perf report -i %s --no-children --comms pgkube,postgres --sort comm,dso,sym)\n",
 			c.perfOut, c.perfOut)
@@ -292,6 +340,9 @@ func run(ctx context.Context, c config) (err error) {
 	}
 	if n := ares.failed(); n > 0 {
 		return fmt.Errorf("%d admission section creates failed; the admission figures above do not describe a working server", n)
+	}
+	if n := tres.failed(); n > 0 {
+		return fmt.Errorf("%d tenants section requests failed; the tenant figures above do not describe a working server", n)
 	}
 	return nil
 }

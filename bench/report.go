@@ -28,6 +28,13 @@ const targetRBACOverhead = 0.10
 // spends in validation and admission (with defaulting and field management).
 const targetAdmission = 300 * time.Microsecond
 
+// The multi-tenancy targets: creating a tenant, and what another tenant's
+// flood may add to a quiet tenant's get p99.
+const (
+	targetTenantCreate   = 200 * time.Millisecond
+	targetTenantFairness = 0.20
+)
+
 // Issue 3's watch targets.
 const (
 	targetWatchSlowdown = 0.10 // of write throughput, with watchers
