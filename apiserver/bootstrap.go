@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pgkube/pgkube/authn"
+	"github.com/pgkube/pgkube/server"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -127,7 +128,7 @@ var apiserverUser = authn.User{Name: "system:apiserver", Groups: []string{authn.
 // server itself.
 func (s *Server) callRaw(ctx context.Context, method, path, contentType string, body []byte) (int, string, error) {
 	u := apiserverUser
-	req := httptest.NewRequest(method, path, bytes.NewReader(body)).WithContext(authn.WithUser(ctx, &u))
+	req := httptest.NewRequest(method, path, bytes.NewReader(body)).WithContext(server.Internal(authn.WithUser(ctx, &u)))
 	req.Header.Set("Content-Type", contentType)
 	rec := httptest.NewRecorder()
 	s.handler.ServeHTTP(rec, req)

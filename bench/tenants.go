@@ -919,10 +919,11 @@ func printTenantsReport(out io.Writer, c config, m machine, r tenantsResults, cp
 		"server provisions tenants one at a time, so those created %d at a time queue behind each other. Footprints are\n"+
 		"read once the API server's garbage collection has settled, without bench's connections; every tenant was\n"+
 		"touched just before the active one. They include the server's cache of recently written objects (up to\n"+
-		"16 MiB), which weighs on the per-tenant figures when there are few tenants. A tenant's feeds stop %v after its last request, on a check every %v:\n"+
-		"the idle footprint needs -tenant-idle-wait of about 7m. The quiet tenant's gets are paced (open loop) below\n"+
-		"its %d/s limit, on %d workers, without retries; the flood's workers are closed loops that go straight on after\n"+
-		"a 429, in the same bench process, on the same CPUs as the server.\n",
+		"16 MiB), which weighs on the per-tenant figures when there are few tenants. A tenant's feeds stop %v\n"+
+		"after its last request, on a check every %v: the idle footprint needs -tenant-idle-wait of about 7m. The\n"+
+		"quiet tenant's gets are paced (open loop) below its %d/s limit, on %d workers, without retries; the flood's\n"+
+		"workers are closed loops that go straight on after a 429, in the same bench process, on the same CPUs as\n"+
+		"the server.\n",
 		c.tenantWorkers, serverIdleAfter, serverIdleCheck, serverTenantQPS, quietWorkers)
 
 	if c.keep && len(r.profiles) > 0 {

@@ -1,12 +1,12 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 
-	"github.com/pgkube/pgkube/authn"
 	"github.com/pgkube/pgkube/clusters"
 	"golang.org/x/time/rate"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -64,9 +64,9 @@ func (s *Server) limit(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cluster := clusters.From(r.Context())
-		// The root, and the server's own in-process requests (they arrive
-		// with their user set), are never limited.
-		if cluster == clusters.Root || authn.UserFrom(r.Context()) != nil {
+		// The root, and the server's own in-process requests, are never
+		// limited.
+		if cluster == clusters.Root || r.Context().Value(internalKey{}) != nil {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -86,4 +86,12 @@ func (s *Server) limit(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+type internalKey struct{}
+
+// Internal marks ctx as the server's own request, which tenants' limits do
+// not apply to.
+func Internal(ctx context.Context) context.Context {
+	return context.WithValue(ctx, internalKey{}, true)
 }

@@ -143,7 +143,9 @@ var Version = version.Info{
 // Handler returns the HTTP handler for the whole API.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.metrics.middleware, s.routeCluster, s.limit, s.secure)
+	// Limits count only authenticated requests: an anonymous flood must not
+	// use up a tenant's budget and lock its users out.
+	r.Use(s.recoverer, s.metrics.middleware, s.routeCluster, s.secure, s.limit)
 	r.Get("/healthz", s.health(false))
 	r.Get("/livez", s.health(false))
 	r.Get("/readyz", s.health(true))
