@@ -173,15 +173,11 @@ type admissionBench struct {
 // errors, profiling errors and cancellation are returned.
 func runAdmission(ctx context.Context, c config, api *apiServer, dir string) (admissionResults, error) {
 	res := admissionResults{flatPkgs: map[string]float64{}, spots: map[string]float64{}}
-	tr, err := api.admin.transport(c.workers)
-	if err != nil {
-		return res, fmt.Errorf("creating client: %w", err)
-	}
-	defer tr.CloseIdleConnections()
-	cs, err := clientsetFor(api.url, tr)
+	cs, tr, err := api.adminClientset(c.workers)
 	if err != nil {
 		return res, err
 	}
+	defer tr.CloseIdleConnections()
 	ptr, err := api.admin.transport(1)
 	if err != nil {
 		return res, fmt.Errorf("creating the profiles' client: %w", err)

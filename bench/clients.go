@@ -85,3 +85,19 @@ func clientsetFor(url string, tr http.RoundTripper) (*kubernetes.Clientset, erro
 	}
 	return cs, nil
 }
+
+// adminClientset is a clientset as the admin with its own transport of
+// workers idle connections; the caller closes the transport's idle
+// connections when done.
+func (s *apiServer) adminClientset(workers int) (*kubernetes.Clientset, *http.Transport, error) {
+	tr, err := s.admin.transport(workers)
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating client: %w", err)
+	}
+	cs, err := clientsetFor(s.url, tr)
+	if err != nil {
+		tr.CloseIdleConnections()
+		return nil, nil, err
+	}
+	return cs, tr, nil
+}

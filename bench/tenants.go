@@ -170,15 +170,11 @@ func runTenants(ctx context.Context, c config, api *apiServer, mem *sampler, dir
 	logStart := fileSize(api.logPath)
 	defer func() { res.logWarnings, res.logWarningsN = warningsSince(api.logPath, logStart, maxFaults) }()
 
-	adminTr, err := api.admin.transport(c.tenantWorkers)
-	if err != nil {
-		return res, fmt.Errorf("creating client: %w", err)
-	}
-	defer adminTr.CloseIdleConnections()
-	admin, err := clientsetFor(api.url, adminTr)
+	admin, adminTr, err := api.adminClientset(c.tenantWorkers)
 	if err != nil {
 		return res, err
 	}
+	defer adminTr.CloseIdleConnections()
 	// No client timeout: it would end the readiness watch.
 	dyn, err := dynamic.NewForConfig(restConfig(api.url, adminTr, 0))
 	if err != nil {
