@@ -120,14 +120,20 @@ func subresourcesOf(res *registry.Resource) []subresource {
 		out = append(out, subresource{name: "scale", kind: "Scale", group: "autoscaling", version: "v1", verbs: []string{"get", "patch", "update"}})
 	}
 	for _, name := range res.Subresources {
-		switch name {
-		case "binding":
-			out = append(out, subresource{name: name, kind: "Binding", verbs: []string{"create"}})
-		case "token":
-			out = append(out, subresource{name: name, kind: "TokenRequest", group: "authentication.k8s.io", version: "v1", verbs: []string{"create"}})
-		case "finalize":
-			out = append(out, subresource{name: name, kind: res.Kind, verbs: []string{"update"}})
+		h, ok := subresourceHandlers[name]
+		if !ok {
+			continue
 		}
+		sr := subresource{name: name, kind: res.Kind, verbs: []string{h.verb}}
+		if k, ok := subresourceKinds[name]; ok {
+			sr.kind = k.Kind
+			// Discovery names a group and version only when they differ
+			// from the parent's.
+			if gv := k.GroupVersion(); gv != res.GroupVersion() && gv.Group != "" {
+				sr.group, sr.version = gv.Group, gv.Version
+			}
+		}
+		out = append(out, sr)
 	}
 	return out
 }

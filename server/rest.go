@@ -148,6 +148,13 @@ var subresourceHandlers = map[string]struct {
 	"token":    {"create", (*Server).createVirtual},
 }
 
+// subresourceKinds are the kinds the special subresources' bodies have,
+// for decoding and discovery; one not listed has its parent's kind.
+var subresourceKinds = map[string]schema.GroupVersionKind{
+	"binding": {Version: "v1", Kind: "Binding"},
+	"token":   {Group: "authentication.k8s.io", Version: "v1", Kind: "TokenRequest"},
+}
+
 func methodNotAllowed(c *call) error {
 	return apierrors.NewMethodNotSupported(c.gr(), c.r.Method)
 }

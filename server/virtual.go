@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	"github.com/pgkube/pgkube/authn"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -45,8 +44,8 @@ func (s *Server) createVirtual(c *call) error {
 		return notFoundPath(c.r)
 	}
 	gvk := c.res.GVK()
-	if c.ri.Subresource == "token" {
-		gvk = authenticationv1.SchemeGroupVersion.WithKind("TokenRequest")
+	if k, ok := subresourceKinds[c.ri.Subresource]; ok {
+		gvk = k
 	}
 	obj, err := s.decodeBody(c, gvk)
 	if err != nil {
