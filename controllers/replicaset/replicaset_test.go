@@ -26,7 +26,9 @@ func readySince(t time.Time) podOpt {
 			Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(t)})
 	}
 }
-func created(t time.Time) podOpt { return func(p *corev1.Pod) { p.CreationTimestamp = metav1.NewTime(t) } }
+func created(t time.Time) podOpt {
+	return func(p *corev1.Pod) { p.CreationTimestamp = metav1.NewTime(t) }
+}
 func restartsN(n int32) podOpt {
 	return func(p *corev1.Pod) {
 		p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{Name: "c", RestartCount: n})
@@ -175,7 +177,7 @@ func TestComputeStatus(t *testing.T) {
 	full := func(p *corev1.Pod) { p.Labels = map[string]string{"app": "x", "tier": "web", "extra": "1"} }
 	partial := func(p *corev1.Pod) { p.Labels = map[string]string{"app": "x"} }
 	pods := []*corev1.Pod{
-		pod("a", full, readySince(t0.Add(-time.Minute))),   // available
+		pod("a", full, readySince(t0.Add(-time.Minute))),    // available
 		pod("b", full, readySince(t0.Add(-10*time.Second))), // ready, not yet available
 		pod("c", partial),
 	}
