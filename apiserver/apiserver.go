@@ -369,11 +369,12 @@ func authenticators(opts Options, bundle *pki.Bundle, store *storage.Store, look
 	t := &tenants{store: store, issuer: strings.TrimSuffix(opts.ServiceAccountIssuer, "/"), lookup: lookup,
 		root:  &tenantCredentials{clientCAs: bundle.ClientCAs(), issuer: issuer, tokens: tokens},
 		creds: map[string]*tenantCredentials{}, exists: map[string]time.Time{}}
-	return authn.Union{
-		Authenticators: []authn.Authenticator{authn.ClientCerts{Roots: t.clientCAs},
-			authn.Bearer{Tokens: []authn.TokenAuthenticator{authn.PerCluster{For: t.tokenAuthenticators}}}},
-		Anonymous: !opts.NoAnonymous,
-	}, t, nil
+	own := []authn.Authenticator{authn.ClientCerts{Roots: t.clientCAs},
+		authn.Bearer{Tokens: []authn.TokenAuthenticator{authn.PerCluster{For: t.tokenAuthenticators}}}}
+	// The root's system:masters (pgkube's own components, operators) are
+	// let into every cluster; see authn.FromRoot.
+	system := authn.FromRoot{Authenticator: authn.Union{Authenticators: own}, Groups: []string{authn.SystemPrivileged}}
+	return authn.Union{Authenticators: append(own, system), Anonymous: !opts.NoAnonymous}, t, nil
 }
 
 // Addr is where the server listens.

@@ -2,6 +2,7 @@ package authn
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/pgkube/pgkube/clusters"
 )
@@ -31,4 +32,32 @@ func (p PerCluster) AuthenticateToken(ctx context.Context, token string) (*User,
 		}
 	}
 	return nil, nil, false, firstErr
+}
+
+// FromRoot lets the root cluster's system identities act in every logical
+// cluster: pgkube's controller manager and scheduler run once for all
+// tenants, with root credentials, and write to /clusters/NAME/. Only users
+// in one of Groups qualify; a tenant's credentials never reach beyond
+// their own cluster, and the root's ordinary users do not reach tenants.
+type FromRoot struct {
+	Authenticator Authenticator
+	Groups        []string
+}
+
+// Authenticate implements Authenticator.
+func (f FromRoot) Authenticate(r *http.Request) (*User, bool, error) {
+	ctx := r.Context()
+	if clusters.From(ctx) == clusters.Root {
+		return nil, false, nil
+	}
+	u, ok, err := f.Authenticator.Authenticate(r.WithContext(clusters.With(ctx, clusters.Root)))
+	if err != nil || !ok {
+		return nil, false, nil // not root's either: the cluster's own verdict stands
+	}
+	for _, g := range f.Groups {
+		if u.InGroup(g) {
+			return u, true, nil
+		}
+	}
+	return nil, false, nil
 }

@@ -29,6 +29,13 @@ func (s *Server) routeCluster(next http.Handler) http.Handler {
 		}
 		rest := strings.TrimPrefix(r.URL.Path, clusters.URLPrefix)
 		name, path, _ := strings.Cut(rest, "/")
+		if name == Wildcard && s.cfg.Clusters != nil {
+			// Authenticated and authorized in the root cluster, where
+			// pgkube's own components have their identities.
+			ctx := context.WithValue(clusters.With(r.Context(), clusters.Root), wildcardKey{}, true)
+			next.ServeHTTP(w, withPath(r.Clone(ctx), path))
+			return
+		}
 		if !clusters.ValidName(name) || (name != clusters.Root && s.cfg.Clusters == nil) {
 			writeStatusError(w, notFoundPath(r))
 			return
@@ -48,10 +55,14 @@ func (s *Server) routeCluster(next http.Handler) http.Handler {
 				return
 			}
 		}
-		r2 := r.Clone(clusters.With(r.Context(), name))
-		r2.URL.Path = "/" + path
-		r2.URL.RawPath = ""
-		r2.RequestURI = r2.URL.RequestURI()
-		next.ServeHTTP(w, r2)
+		next.ServeHTTP(w, withPath(r.Clone(clusters.With(r.Context(), name)), path))
 	})
+}
+
+// withPath gives r (a clone) the path below the cluster prefix.
+func withPath(r *http.Request, path string) *http.Request {
+	r.URL.Path = "/" + path
+	r.URL.RawPath = ""
+	r.RequestURI = r.URL.RequestURI()
+	return r
 }

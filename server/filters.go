@@ -117,6 +117,12 @@ func (s *Server) secure(next http.Handler) http.Handler {
 				writeStatusError(rec, forbidden(sc.attrs, reason))
 				return
 			}
+			if isWildcard(ctx) {
+				if err := s.authorizeWildcard(ctx, sc.attrs); err != nil {
+					writeStatusError(rec, err)
+					return
+				}
+			}
 		}
 		ctx = authn.WithUser(ctx, effective)
 		next.ServeHTTP(rec, r.WithContext(ctx))

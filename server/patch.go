@@ -46,7 +46,11 @@ func (s *Server) patch(c *call) error {
 		}}
 	}
 	obj, stored, err := s.updateObject(c, c.ri.Namespace, c.ri.Name, func(cur runtime.Object) (runtime.Object, string, error) {
-		return s.applyPatch(c, pt, body, cur, mode)
+		obj, warn, err := s.applyPatch(c, pt, body, cur, mode)
+		if err == nil {
+			stripClusterMark(obj)
+		}
+		return obj, warn, err
 	})
 	if err != nil {
 		return err

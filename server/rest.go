@@ -88,6 +88,17 @@ func (s *Server) dispatch(c *call) error {
 		}
 		return s.createVirtual(c)
 	}
+	if isWildcard(c.ctx) {
+		switch {
+		case ri.Subresource != "" || ri.Name != "":
+			return notFoundPath(c.r)
+		case ri.Verb == "list":
+			return s.wildcardList(c)
+		case ri.Verb == "watch":
+			return s.wildcardWatch(c)
+		}
+		return methodNotAllowed(c)
+	}
 	switch ri.Subresource {
 	case "":
 	case "status":
@@ -388,6 +399,7 @@ func (s *Server) decodeBody(c *call, want schema.GroupVersionKind) (runtime.Obje
 		// As a decode failure: the body cannot be handled as the kind.
 		return nil, badRequest("%s in version %q cannot be handled as a %s: %s", want.Kind, want.Version, want.Kind, errMessage(err))
 	}
+	stripClusterMark(d.obj)
 	return d.obj, nil
 }
 

@@ -96,6 +96,8 @@ type Server struct {
 	fields  *fieldManagers
 	fair    *fairness
 	started time.Time
+	// positions are the wildcard view's resourceVersions.
+	positions *positions
 }
 
 // New builds the server.
@@ -107,7 +109,8 @@ func New(cfg Config) *Server {
 		// On failure the OpenAPI handlers report the error.
 		cfg.Schemas, _ = schemasOf(cfg.Registry)
 	}
-	s := &Server{cfg: cfg, codecs: newCodecs(cfg.Registry.Scheme), metrics: newMetrics(), started: time.Now()}
+	s := &Server{cfg: cfg, codecs: newCodecs(cfg.Registry.Scheme), metrics: newMetrics(), started: time.Now(),
+		positions: newPositions()}
 	if cfg.Fairness != nil {
 		s.fair = &fairness{cfg: *cfg.Fairness}
 	}

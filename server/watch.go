@@ -32,6 +32,18 @@ type watchStream struct {
 	enc     streaming.Encoder // protobuf framing; nil for JSON
 	batch   *bytes.Buffer     // events gathered for one write, while set
 	conn    net.Conn          // the hijacked connection of an HTTP/1.1 watch
+	// wild: a wildcard watch, whose objects are marked with cluster, the
+	// cluster of the event being sent.
+	wild    bool
+	cluster string
+}
+
+// setEncoder prepares protobuf framing when that was negotiated.
+func (ws *watchStream) setEncoder() {
+	if ws.c.out.media == mediaProtobuf {
+		info, _ := runtime.SerializerInfoForMediaType(ws.s.codecs.factory.SupportedMediaTypes(), mediaProtobuf)
+		ws.enc = streaming.NewEncoder(info.StreamSerializer.Framer.NewFrameWriter(ws), info.StreamSerializer.Serializer)
+	}
 }
 
 func (s *Server) watch(c *call) error {
@@ -66,10 +78,7 @@ func (s *Server) watch(c *call) error {
 
 	ws := &watchStream{s: s, c: c}
 	ws.flusher, _ = c.w.(http.Flusher)
-	if c.out.media == mediaProtobuf {
-		info, _ := runtime.SerializerInfoForMediaType(s.codecs.factory.SupportedMediaTypes(), mediaProtobuf)
-		ws.enc = streaming.NewEncoder(info.StreamSerializer.Framer.NewFrameWriter(ws), info.StreamSerializer.Serializer)
-	}
+	ws.setEncoder()
 
 	cur, compacted, err := s.cfg.Store.CurrentRV(c.ctx, c.cluster)
 	if err != nil {
@@ -382,6 +391,13 @@ func (ws *watchStream) change(ev pgwatch.Event, ls labels.Selector, fs fields.Se
 // and the frame shared by every watcher of the change.
 func (ws *watchStream) send(t watch.EventType, data []byte, shared *pgwatch.Shared) error {
 	c := ws.c
+	if ws.wild {
+		obj, err := ws.s.markCluster(c, ws.cluster, data)
+		if err != nil {
+			return err
+		}
+		return ws.sendObject(t, obj)
+	}
 	if ws.enc == nil && c.out.as == "" && c.res.FromStorage == nil {
 		frame, _ := shared.Frame("json/"+string(t), func() ([]byte, error) {
 			buf := make([]byte, 0, len(data)+40)
@@ -433,13 +449,17 @@ func (ws *watchStream) sendObject(t watch.EventType, obj runtime.Object) error {
 // bookmark tells the client how far it is up to date; the one that ends
 // a streaming list carries the initial-events-end annotation.
 func (ws *watchStream) bookmark(rv int64, initialEnd bool) error {
+	return ws.bookmarkToken(strconv.FormatInt(rv, 10), initialEnd)
+}
+
+func (ws *watchStream) bookmarkToken(rv string, initialEnd bool) error {
 	obj, err := ws.s.cfg.Registry.NewObject(ws.c.res)
 	if err != nil {
 		return err
 	}
 	setGVK(obj, ws.c.res.GVK())
 	m := obj.(metav1.Object)
-	m.SetResourceVersion(strconv.FormatInt(rv, 10))
+	m.SetResourceVersion(rv)
 	if initialEnd {
 		m.SetAnnotations(map[string]string{metav1.InitialEventsAnnotationKey: "true"})
 	}

@@ -63,7 +63,7 @@ func (s *Store) readChanges(ctx context.Context, cluster string, resources []str
 	}
 	var out []Change
 	for rows.Next() {
-		var c Change
+		c := Change{Object: Object{Cluster: cluster}}
 		var prevRV *int64
 		var prevLabels, prevFields map[string]string
 		var prevBytes []byte

@@ -48,6 +48,9 @@ func (k Key) String() string {
 // Object is one stored version of an object.
 type Object struct {
 	Key
+	// Cluster is set where a read spans clusters (the wildcard view and
+	// the change log).
+	Cluster string
 	RV      int64
 	Deleted bool // a tombstone: the state the object had when it was deleted
 	Labels  map[string]string

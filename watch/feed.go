@@ -24,6 +24,12 @@ type feed struct {
 	pos     int64 // every change up to pos has been handed out
 	byRes   map[string]map[*Watcher]struct{}
 	stopped bool
+	// inflight is the upper end of a read under way (0: none), of the
+	// resources in inflightRes. A watcher of another resource joining
+	// meanwhile would find its changes in that range neither in the read
+	// nor behind pos, so it catches up to inflight itself.
+	inflight    int64
+	inflightRes map[string]bool
 }
 
 // subscribe adds w to the cluster's feed, starting the feed if needed, and
@@ -62,6 +68,10 @@ func (h *Hub) subscribe(ctx context.Context, cluster string, w *Watcher) (*feed,
 		set[w] = struct{}{}
 		w.f = f
 		pos := f.pos
+		if f.inflight > 0 && !f.inflightRes[w.resource] {
+			pos = f.inflight
+			w.after = max(w.after, pos)
+		}
 		f.mu.Unlock()
 		return f, pos, nil
 	}
@@ -129,8 +139,13 @@ func (f *feed) catchUp(ctx context.Context) {
 		f.mu.Lock()
 		pos := f.pos
 		resources := make([]string, 0, len(f.byRes))
+		f.inflightRes = make(map[string]bool, len(f.byRes))
 		for r := range f.byRes {
 			resources = append(resources, r)
+			f.inflightRes[r] = true
+		}
+		if pos < cur {
+			f.inflight = cur
 		}
 		f.mu.Unlock()
 		if pos >= cur {
@@ -143,6 +158,9 @@ func (f *feed) catchUp(ctx context.Context) {
 			return
 		}
 		if err != nil {
+			f.mu.Lock()
+			f.inflight = 0
+			f.mu.Unlock()
 			return
 		}
 		next := cur
@@ -170,6 +188,7 @@ func (f *feed) dispatch(changes []storage.Change, next int64) {
 		}
 	}
 	f.pos = next
+	f.inflight = 0
 }
 
 // progress tells every watcher, at most every ProgressEvery, that it has
@@ -205,4 +224,5 @@ func (f *feed) expire(cur int64) {
 		delete(f.byRes, res)
 	}
 	f.pos = cur
+	f.inflight = 0
 }

@@ -47,6 +47,7 @@ func (o *Options) defaults() {
 // Store is what the hub reads.
 type Store interface {
 	CurrentRV(ctx context.Context, cluster string) (current, compacted int64, err error)
+	ClusterRVs(ctx context.Context) ([]storage.ClusterRV, error)
 	ChangesOf(ctx context.Context, cluster string, resources []string, afterRV, upToRV int64, limit int) ([]storage.Change, error)
 }
 
@@ -59,6 +60,10 @@ type Hub struct {
 	// tokens maps NOTIFY tokens back to the clusters this process follows.
 	tokens map[string]string
 	notify *notifier // nil without a database to NOTIFY through
+	// wild is the feed of wildcard watchers, nil while there are none;
+	// wildMu guards its state.
+	wild   *wildFeed
+	wildMu sync.Mutex
 }
 
 // NewHub returns a hub reading store.
@@ -71,8 +76,18 @@ func NewHub(store Store, opts Options) *Hub {
 // process at once and tells the other processes through NOTIFY.
 func (h *Hub) Committed(cluster string, _ []storage.Object) {
 	h.wake(cluster)
+	h.wakeWild()
 	if h.notify != nil {
 		h.notify.announce(cluster)
+	}
+}
+
+func (h *Hub) wakeWild() {
+	h.mu.Lock()
+	f := h.wild
+	h.mu.Unlock()
+	if f != nil {
+		f.poke()
 	}
 }
 
@@ -88,6 +103,7 @@ func (h *Hub) wake(cluster string) {
 // wakeToken wakes the feed of the cluster a NOTIFY token stands for, if
 // this process follows it.
 func (h *Hub) wakeToken(token string) {
+	h.wakeWild()
 	h.mu.Lock()
 	cluster, ok := h.tokens[token]
 	h.mu.Unlock()
@@ -102,6 +118,9 @@ func (h *Hub) wakeAll() {
 	for _, f := range h.feeds {
 		f.poke()
 	}
+	if h.wild != nil {
+		h.wild.poke()
+	}
 }
 
 // Event is one change for a watcher, or, when Progress is set, a marker
@@ -109,6 +128,8 @@ func (h *Hub) wakeAll() {
 type Event struct {
 	storage.Change
 	Progress bool
+	// At is where a wildcard watcher's progress marker stands.
+	At Position
 	// Shared is common to every watcher the change goes to: encodings of
 	// the event made for one watcher serve all of them.
 	Shared *Shared
@@ -160,9 +181,12 @@ type Watcher struct {
 	ready               chan struct{} // signalled when queue or err changes
 	lastProgress        time.Time
 	f                   *feed
+	wild                *wildFeed
 	// after: the client has seen everything up to here, so the feed's
-	// changes at or before it are not delivered again.
-	after int64
+	// changes at or before it are not delivered again. afterAll is the
+	// same per cluster, for a wildcard watcher.
+	after    int64
+	afterAll Position
 	// unhook cancels the stop-on-context-end hook.
 	unhook func() bool
 	// progress: the watcher wants progress markers (for bookmarks).
@@ -192,7 +216,7 @@ func (h *Hub) Watch(ctx context.Context, cluster, resource, namespace string, fr
 				return nil, err
 			}
 			for _, c := range changes {
-				if w.concerns(&c) {
+				if w.matches(&c) {
 					caught = append(caught, Event{Change: c})
 				}
 			}
@@ -210,8 +234,18 @@ func (h *Hub) Watch(ctx context.Context, cluster, resource, namespace string, fr
 	return w, nil
 }
 
+// concerns tells whether the feed should hand c to w.
 func (w *Watcher) concerns(c *storage.Change) bool {
-	if c.Resource != w.resource || c.RV <= w.after || (w.namespace != "" && c.Namespace != w.namespace) {
+	after := w.after
+	if w.afterAll != nil {
+		after = w.afterAll[c.Cluster]
+	}
+	return c.RV > after && w.matches(c)
+}
+
+// matches tells whether c is of what w watches, whatever its version.
+func (w *Watcher) matches(c *storage.Change) bool {
+	if c.Resource != w.resource || (w.namespace != "" && c.Namespace != w.namespace) {
 		return false
 	}
 	return w.filter == nil || w.filter(c)
@@ -271,6 +305,9 @@ func (w *Watcher) Stop() {
 		w.unhook()
 	}
 	if f := w.f; f != nil {
+		f.unsubscribe(w)
+	}
+	if f := w.wild; f != nil {
 		f.unsubscribe(w)
 	}
 }
