@@ -79,6 +79,10 @@ type Options struct {
 	TenantQPS         float64
 	TenantBurst       int
 	TenantMaxInFlight int
+	// TenantMaxObjects and TenantMaxBytes bound what each tenant stores
+	// (0: unlimited).
+	TenantMaxObjects int64
+	TenantMaxBytes   int64
 	// TenantIdleTimeout stops a tenant's in-memory feeds after that long
 	// without requests (default 5m).
 	TenantIdleTimeout time.Duration
@@ -188,6 +192,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		storage.OnCommit(func(cluster string, objs []storage.Object) { readCache.Committed(cluster, objs) }),
 		storage.OnCommit(func(cluster string, objs []storage.Object) { quotas.committed(cluster, objs) }),
 		storage.ObserveLatency(func(op string, d time.Duration) { srv.ObserveStorage(op, d) }),
+		storage.WithLimits(storage.Limits{Objects: opts.TenantMaxObjects, Bytes: opts.TenantMaxBytes}),
 	}
 	if crypt != nil {
 		storeOpts = append(storeOpts, storage.Encrypt(crypt))

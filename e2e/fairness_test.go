@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/flowcontrol"
 )
@@ -176,5 +177,56 @@ func TestIdleTenantsCostNoGoroutines(t *testing.T) {
 	// The next request brings it back.
 	if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "awake"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("a request to an idle tenant: %v", err)
+	}
+}
+
+// TestTenantStorageLimits: a tenant that has stored its limit of objects
+// or bytes gets 403 with a message naming the limit; deleting makes room;
+// other tenants are not affected.
+func TestTenantStorageLimits(t *testing.T) {
+	url := startAPIServer(t, pgtest.NewDatabase(t), "--tenant-max-objects", "400", "--tenant-max-bytes", "8000000")
+	ctx := context.Background()
+	client := func(name string) corev1client.ConfigMapInterface {
+		cfg := tenantConfig(t, url, name)
+		cfg.QPS, cfg.Burst = 1000, 1000
+		return kubernetes.NewForConfigOrDie(cfg).CoreV1().ConfigMaps("default")
+	}
+	many, big, other := client("many"), client("big"), client("other")
+	cm := func(name string, size int) *corev1.ConfigMap {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string]string{"v": strings.Repeat("x", size)}}
+	}
+	full := func(what string, err error) {
+		t.Helper()
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "reached its limit of") || !strings.Contains(err.Error(), what) {
+			t.Fatalf("got %v, want 403 naming the %s limit", err, what)
+		}
+	}
+	var created int
+	var err error
+	for created = 0; created < 400; created++ {
+		if _, err = many.Create(ctx, cm(fmt.Sprintf("cm-%d", created), 10), metav1.CreateOptions{}); err != nil {
+			break
+		}
+	}
+	full("400 stored objects", err)
+	if created == 0 {
+		t.Fatal("the first create already failed")
+	}
+	if err := many.Delete(ctx, "cm-0", metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("delete in a full tenant: %v", err)
+	}
+	if _, err := many.Create(ctx, cm("after-room", 10), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create after making room: %v", err)
+	}
+
+	for i := 0; ; i++ {
+		_, err = big.Create(ctx, cm(fmt.Sprintf("big-%d", i), 900_000), metav1.CreateOptions{})
+		if err != nil || i > 10 {
+			break
+		}
+	}
+	full("8000000 stored bytes", err)
+	if _, err := other.Create(ctx, cm("fine", 900_000), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("another tenant while two are full: %v", err)
 	}
 }

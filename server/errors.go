@@ -25,6 +25,10 @@ func toStatus(err error, gr schema.GroupResource, name string) *apierrors.Status
 		s := st.Status()
 		return &apierrors.StatusError{ErrStatus: s}
 	}
+	var full *storage.LimitError
+	if errors.As(err, &full) {
+		return apierrors.NewForbidden(gr, name, full)
+	}
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return apierrors.NewNotFound(gr, name)

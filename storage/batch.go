@@ -159,17 +159,19 @@ func (s *Store) runBatch(ctx context.Context, cluster string, live []*pending) (
 	var first pgx.Batch
 	first.Queue("BEGIN")
 	first.Queue(setClusterLocal, cluster)
-	first.Queue(`SELECT rv FROM clusters WHERE name = $1 FOR UPDATE`, cluster)
+	first.Queue(`SELECT rv, objects, bytes FROM clusters WHERE name = $1 FOR UPDATE`, cluster)
 	queueCurrentVersions(&first, cluster, live)
 	br := conn.SendBatch(ctx, &first)
 	inTx = true
 	var rv int64
+	var use usage
 	if _, err = br.Exec(); err == nil {
 		if _, err = br.Exec(); err == nil {
-			err = br.QueryRow().Scan(&rv)
+			err = br.QueryRow().Scan(&rv, &use.objects, &use.bytes)
 		}
 	}
-	var current map[Key]int64
+	limit := s.limits.of(cluster)
+	var current map[Key]version
 	if err == nil {
 		current, err = readCurrentVersions(br, live)
 	}
@@ -187,7 +189,8 @@ func (s *Store) runBatch(ctx context.Context, cluster string, live []*pending) (
 	var second pgx.Batch
 	for _, p := range live {
 		w := p.w
-		cur, exists := current[w.Key]
+		cv, exists := current[w.Key]
+		cur := cv.rv
 		switch {
 		case w.Op == Create && exists:
 			p.err = ErrExists
@@ -208,6 +211,22 @@ func (s *Store) runBatch(ctx context.Context, cluster string, live []*pending) (
 			p.err = err
 			continue
 		}
+		next := use
+		switch w.Op {
+		case Create:
+			next.objects++
+			next.bytes += int64(len(stored))
+		case Delete:
+			next.objects--
+			next.bytes -= cv.size
+		default:
+			next.bytes += int64(len(stored)) - cv.size
+		}
+		if err := limit.check(cluster, use, next); err != nil {
+			p.err = err
+			continue
+		}
+		use = next
 		rv++
 		var prev *int64
 		if exists {
@@ -220,7 +239,7 @@ func (s *Store) runBatch(ctx context.Context, cluster string, live []*pending) (
 			superseded = &rv
 			delete(current, w.Key)
 		} else {
-			current[w.Key] = rv
+			current[w.Key] = version{rv: rv, size: int64(len(stored))}
 		}
 		labels, fields := nonNil(w.Labels), nonNil(w.Fields)
 		second.Queue(`INSERT INTO objects (cluster, rv, resource, namespace, name, prev_rv, superseded_rv, deleted, labels, fields, data)
@@ -230,7 +249,7 @@ func (s *Store) runBatch(ctx context.Context, cluster string, live []*pending) (
 		committed = append(committed, p.res)
 	}
 	if len(committed) > 0 {
-		second.Queue(`UPDATE clusters SET rv = $2 WHERE name = $1`, cluster, rv)
+		second.Queue(`UPDATE clusters SET rv = $2, objects = $3, bytes = $4 WHERE name = $1`, cluster, rv, use.objects, use.bytes)
 	}
 	second.Queue("COMMIT")
 	if err = conn.SendBatch(ctx, &second).Close(); err != nil {
@@ -265,23 +284,26 @@ func encode(w Write, rv int64) (data []byte, err error) {
 func queueCurrentVersions(b *pgx.Batch, cluster string, batch []*pending) {
 	for _, p := range batch {
 		k := p.w.Key
-		b.Queue(`SELECT rv FROM objects WHERE cluster = $1 AND resource = $2 AND namespace = $3 AND name = $4
+		b.Queue(`SELECT rv, octet_length(data) FROM objects WHERE cluster = $1 AND resource = $2 AND namespace = $3 AND name = $4
 			AND superseded_rv IS NULL`, cluster, k.Resource, k.Namespace, k.Name)
 	}
 }
 
-func readCurrentVersions(br pgx.BatchResults, batch []*pending) (map[Key]int64, error) {
-	out := make(map[Key]int64, len(batch))
+// version is a key's live row: its resourceVersion and stored size.
+type version struct{ rv, size int64 }
+
+func readCurrentVersions(br pgx.BatchResults, batch []*pending) (map[Key]version, error) {
+	out := make(map[Key]version, len(batch))
 	for _, p := range batch {
-		var rv int64
-		err := br.QueryRow().Scan(&rv)
+		var v version
+		err := br.QueryRow().Scan(&v.rv, &v.size)
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read current version of %s: %w", p.w.Key, err)
 		}
-		out[p.w.Key] = rv
+		out[p.w.Key] = v
 	}
 	return out, nil
 }

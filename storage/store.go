@@ -69,6 +69,7 @@ type Store struct {
 	observe func(op string, d time.Duration)
 	recent  *recent
 	crypt   Transformer
+	limits  Limits
 }
 
 // ObserveLatency registers a function told the duration of every storage

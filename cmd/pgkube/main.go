@@ -107,6 +107,8 @@ func serverFlags(fs *flag.FlagSet, o *apiserver.Options) {
 	fs.IntVar(&o.TenantBurst, "tenant-burst", 400, "burst of requests above --tenant-qps")
 	fs.DurationVar(&o.TenantIdleTimeout, "tenant-idle-timeout", 5*time.Minute, "a tenant without requests for this long keeps no goroutines (its feeds stop until its next request)")
 	fs.IntVar(&o.TenantMaxInFlight, "tenant-max-inflight", 50, "concurrent requests each tenant may have, watches not counted; 0 for no limit")
+	fs.Int64Var(&o.TenantMaxObjects, "tenant-max-objects", 100000, "objects each tenant may store; 0 for no limit")
+	fs.Int64Var(&o.TenantMaxBytes, "tenant-max-bytes", 1<<30, "bytes of objects each tenant may store; 0 for no limit")
 }
 
 func runAPIServer(ctx context.Context, args []string) error {
