@@ -1,0 +1,260 @@
+// Package manager runs pgkube's controllers: one process serving every
+// logical cluster, with leader election so that several can run and one
+// acts.
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pgkube/pgkube/controllers/framework"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/utils/clock"
+)
+
+// Lease names: the manager's leader-election Lease in the root cluster.
+const (
+	LeaseNamespace = "kube-system"
+	LeaseName      = "pgkube-controller-manager"
+)
+
+// Options configure Run.
+type Options struct {
+	Config *rest.Config // the kubeconfig's
+
+	LeaderElect   bool
+	LeaseDuration time.Duration // default 10s
+	RenewDeadline time.Duration // default 7s
+	RetryPeriod   time.Duration // default 2s
+	Identity      string        // default hostname_random
+
+	// Controllers to run: "*" is every controller enabled by default,
+	// "name" adds one, "-name" removes one (as kube-controller-manager).
+	Controllers []string
+	Workers     int // per controller, default 5
+
+	Framework framework.Options
+	Log       *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.LeaseDuration == 0 {
+		o.LeaseDuration = 10 * time.Second
+	}
+	if o.RenewDeadline == 0 {
+		o.RenewDeadline = 7 * time.Second
+	}
+	if o.RetryPeriod == 0 {
+		o.RetryPeriod = 2 * time.Second
+	}
+	if o.Identity == "" {
+		host, _ := os.Hostname()
+		o.Identity = host + "_" + rand.String(8)
+	}
+	if len(o.Controllers) == 0 {
+		o.Controllers = []string{"*"}
+	}
+	if o.Workers == 0 {
+		o.Workers = 5
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+}
+
+// Enabled is the controllers names selects, sorted.
+func Enabled(names []string) ([]string, error) {
+	on := map[string]bool{}
+	for _, n := range names {
+		n = strings.TrimSpace(n)
+		switch {
+		case n == "*":
+			for name := range Controllers {
+				if !slices.Contains(DisabledByDefault, name) {
+					on[name] = true
+				}
+			}
+		case strings.HasPrefix(n, "-"):
+			if _, ok := Controllers[n[1:]]; !ok {
+				return nil, fmt.Errorf("unknown controller %q", n[1:])
+			}
+			delete(on, n[1:])
+		case n != "":
+			if _, ok := Controllers[n]; !ok {
+				return nil, fmt.Errorf("unknown controller %q", n)
+			}
+			on[n] = true
+		}
+	}
+	// "-x" anywhere wins over "*" anywhere.
+	for _, n := range names {
+		if strings.HasPrefix(strings.TrimSpace(n), "-") {
+			delete(on, strings.TrimSpace(n)[1:])
+		}
+	}
+	out := make([]string, 0, len(on))
+	for n := range on {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Run runs the controllers until ctx ends: at once, or while this process
+// holds the leader Lease. Losing the Lease is an error (the process should
+// exit, as kube-controller-manager does, and start again as a candidate).
+func Run(ctx context.Context, o Options) error {
+	o.defaults()
+	names, err := Enabled(o.Controllers)
+	if err != nil {
+		return err
+	}
+	cfg := rest.CopyConfig(o.Config)
+	if cfg.QPS == 0 {
+		cfg.QPS, cfg.Burst = 200, 400
+	}
+	cfg.UserAgent = framework.Component
+	clients, err := framework.NewClients(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	log := o.Log
+	log.Info("controller manager starting", "identity", o.Identity, "controllers", strings.Join(names, ","),
+		"wildcard", clients.Wildcard(), "cluster", clients.DefaultCluster())
+	if !o.LeaderElect {
+		return runControllers(ctx, o, clients, names)
+	}
+	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, LeaseNamespace, LeaseName,
+		clients.For(clients.DefaultCluster()).CoreV1(), clients.For(clients.DefaultCluster()).CoordinationV1(),
+		resourcelock.ResourceLockConfig{Identity: o.Identity})
+	if err != nil {
+		return err
+	}
+	var (
+		mu      sync.Mutex
+		runErr  error
+		leading bool
+	)
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   o.LeaseDuration,
+		RenewDeadline:   o.RenewDeadline,
+		RetryPeriod:     o.RetryPeriod,
+		ReleaseOnCancel: true,
+		Name:            LeaseName,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				mu.Lock()
+				leading = true
+				mu.Unlock()
+				log.Info("became leader", "identity", o.Identity)
+				err := runControllers(ctx, o, clients, names)
+				mu.Lock()
+				runErr = err
+				mu.Unlock()
+			},
+			OnStoppedLeading: func() {
+				log.Info("stopped leading", "identity", o.Identity)
+			},
+			OnNewLeader: func(id string) {
+				if id != o.Identity {
+					log.Info("new leader elected", "leader", id)
+				}
+			},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	le.Run(ctx) // returns when ctx ends or the lease is lost
+	mu.Lock()
+	defer mu.Unlock()
+	if runErr != nil {
+		return runErr
+	}
+	if ctx.Err() == nil && leading {
+		return errors.New("leader election lost")
+	}
+	return nil
+}
+
+// runControllers builds the controllers, starts the informers they asked
+// for and runs them until ctx ends.
+func runControllers(ctx context.Context, o Options, clients *framework.Clients, names []string) error {
+	rec := framework.NewEventRecorder(ctx, clients)
+	defer rec.Shutdown()
+	fopts := o.Framework
+	if len(fopts.RootCAData) == 0 {
+		fopts.RootCAData = rootCA(o.Config)
+	}
+	fctx := &framework.Context{
+		Factory:  framework.NewFactory(clients, 0),
+		Clients:  clients,
+		Recorder: rec,
+		Clock:    clock.RealClock{},
+		Workers:  o.Workers,
+		Options:  fopts,
+	}
+	var runs []framework.Runnable
+	for _, n := range names {
+		r, err := Controllers[n](fctx)
+		if err != nil {
+			return fmt.Errorf("controller %s: %w", n, err)
+		}
+		if r == nil {
+			continue
+		}
+		runs = append(runs, r)
+		o.Log.Info("started controller", "controller", n)
+	}
+	fctx.Factory.Start(ctx)
+	var wg sync.WaitGroup
+	for _, r := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.Run(ctx)
+		}()
+	}
+	// Controllers may ask for informers while running (Start again picks
+	// them up).
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				fctx.Factory.Start(ctx)
+			}
+		}
+	}()
+	wg.Wait()
+	return nil
+}
+
+// rootCA is the CA that verifies the API server's certificate, which pods
+// find in kube-root-ca.crt.
+func rootCA(cfg *rest.Config) []byte {
+	if len(cfg.CAData) > 0 {
+		return cfg.CAData
+	}
+	if cfg.CAFile != "" {
+		if b, err := os.ReadFile(cfg.CAFile); err == nil {
+			return b
+		}
+	}
+	return nil
+}
