@@ -34,6 +34,8 @@ func main() {
 		err = runUp(ctx, os.Args[2:])
 	case "tenant":
 		err = runTenant(ctx, os.Args[2:], os.Stdout)
+	case "controller-manager":
+		err = runControllerManager(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 		return
@@ -68,6 +70,8 @@ commands:
   up          a complete local cluster (embedded PostgreSQL unless --database-url)
   apiserver   the API server alone, on an existing PostgreSQL database
   tenant      create|list|delete|kubeconfig NAME: logical clusters (tenants)
+  controller-manager
+              the controllers (namespace, service accounts, ...), as a client of the API server
 `)
 }
 

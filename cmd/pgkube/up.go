@@ -26,6 +26,7 @@ func runUp(ctx context.Context, args []string) error {
 	var o apiserver.Options
 	serverFlags(fs, &o)
 	dataDir := fs.String("data-dir", defaultDataDir(), "where pgkube keeps its state")
+	withCM := fs.Bool("controller-manager", true, "run the controller manager (pgkube controller-manager) as a child process")
 	fs.Parse(args) //nolint:errcheck // ExitOnError
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	o.Log = log
@@ -80,6 +81,14 @@ func runUp(ctx context.Context, args []string) error {
 	if err := writeKubeconfig(kubeconfig, clientURL(s.Addr()), s.PKI()); err != nil {
 		return err
 	}
+	waitCM := func() {}
+	cmCtx, stopCM := context.WithCancel(ctx)
+	defer stopCM()
+	if *withCM {
+		if waitCM, err = startControllerManager(cmCtx, kubeconfig, log); err != nil {
+			return err
+		}
+	}
 	fmt.Printf("pgkube is up at %s\nexport KUBECONFIG=%s\n", clientURL(s.Addr()), kubeconfig)
 	var pgDone <-chan struct{}
 	if pg != nil {
@@ -90,6 +99,10 @@ func runUp(ctx context.Context, args []string) error {
 	case <-pgDone:
 		log.Error("embedded PostgreSQL exited; stopping")
 	}
+	// The controller manager goes first: it releases its Lease while the
+	// API server still answers.
+	stopCM()
+	waitCM()
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return s.Shutdown(shutdown)
