@@ -28,6 +28,7 @@ type RBAC struct {
 	clusters sync.Map // cluster name → *atomic.Pointer[snapshot]
 	// empty answers for clusters not loaded yet; it is never written.
 	empty snapshot
+	shared interner
 }
 
 // NewRBAC returns an RBAC that knows no objects: it allows nothing until
@@ -71,7 +72,7 @@ func (r *RBAC) Apply(cluster string, obj runtime.Object, deleted bool) {
 	case *rbacv1.ClusterRole:
 		var keep *rbacv1.ClusterRole
 		if !deleted {
-			keep = o.DeepCopy()
+			keep = r.shared.clusterRole(o)
 		}
 		r.update(cluster, func(s *snapshot) *snapshot { return s.withClusterRole(o.Name, keep) })
 	case *rbacv1.ClusterRoleBinding:
@@ -83,7 +84,7 @@ func (r *RBAC) Apply(cluster string, obj runtime.Object, deleted bool) {
 	case *rbacv1.Role:
 		var keep *rbacv1.Role
 		if !deleted {
-			keep = o.DeepCopy()
+			keep = r.shared.role(o)
 		}
 		r.update(cluster, func(s *snapshot) *snapshot { return s.withRole(o.Namespace, o.Name, keep) })
 	case *rbacv1.RoleBinding:
@@ -108,9 +109,9 @@ func (r *RBAC) Replace(cluster string, objs []runtime.Object) {
 	for _, obj := range objs {
 		switch o := obj.(type) {
 		case *rbacv1.ClusterRole:
-			clusterRoles = append(clusterRoles, o.DeepCopy())
+			clusterRoles = append(clusterRoles, r.shared.clusterRole(o))
 		case *rbacv1.Role:
-			roles = append(roles, o.DeepCopy())
+			roles = append(roles, r.shared.role(o))
 		case *rbacv1.ClusterRoleBinding:
 			bindings = append(bindings, clusterBindingOf(o))
 		case *rbacv1.RoleBinding:
