@@ -374,7 +374,7 @@ func authenticators(opts Options, bundle *pki.Bundle, store *storage.Store, look
 	t := &tenants{store: store, issuer: strings.TrimSuffix(opts.ServiceAccountIssuer, "/"), lookup: lookup,
 		root:  &tenantCredentials{clientCAs: bundle.ClientCAs(), issuer: issuer, tokens: tokens},
 		creds: map[string]*tenantCredentials{}, exists: map[string]time.Time{}}
-	own := []authn.Authenticator{authn.ClientCerts{Roots: t.clientCAs},
+	own := []authn.Authenticator{authn.ClientCerts{Roots: t.clientCAs, Verified: authn.NewVerifyCache()},
 		authn.Bearer{Tokens: []authn.TokenAuthenticator{authn.PerCluster{For: t.tokenAuthenticators}}}}
 	// The root's system:masters (pgkube's own components, operators) are
 	// let into every cluster; see authn.FromRoot.

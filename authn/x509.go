@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/pgkube/pgkube/clusters"
 )
@@ -34,6 +36,52 @@ const CredentialIDKey = "authentication.kubernetes.io/credential-id"
 // addresses, so a tenant's certificate is worth nothing in another cluster.
 type ClientCerts struct {
 	Roots func(ctx context.Context, cluster string) (*x509.CertPool, error)
+	// Verified, if set, remembers chains verified against a cluster's
+	// roots: a client sends the same certificate with every request, and
+	// a signature check per request is most of what authenticating costs.
+	Verified *VerifyCache
+}
+
+// VerifyCache remembers which certificates verified against which roots,
+// until the certificate expires. It holds at most verifyCacheSize entries.
+type VerifyCache struct {
+	mu sync.Mutex
+	m  map[chainKey]time.Time
+}
+
+type chainKey struct {
+	sum   [sha256.Size]byte
+	roots *x509.CertPool
+}
+
+const verifyCacheSize = 4096
+
+// NewVerifyCache returns an empty cache.
+func NewVerifyCache() *VerifyCache { return &VerifyCache{m: map[chainKey]time.Time{}} }
+
+func (c *VerifyCache) known(k chainKey, now time.Time) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	until, ok := c.m[k]
+	return ok && now.Before(until)
+}
+
+func (c *VerifyCache) add(k chainKey, until time.Time) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= verifyCacheSize {
+		for old := range c.m { // map order is random: evict one at random
+			delete(c.m, old)
+			break
+		}
+	}
+	c.m[k] = until
 }
 
 // Authenticate implements Authenticator.
@@ -56,13 +104,32 @@ func (c ClientCerts) Authenticate(r *http.Request) (*User, bool, error) {
 			return nil, false, err
 		}
 		leaf = r.TLS.PeerCertificates[0]
-		inter := x509.NewCertPool()
-		for _, ic := range r.TLS.PeerCertificates[1:] {
-			inter.AddCert(ic)
+		// The key covers the whole chain sent, so a known leaf with
+		// other intermediates is verified again.
+		h := sha256.New()
+		for _, c := range r.TLS.PeerCertificates {
+			h.Write(c.Raw)
 		}
-		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
-			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
-			return nil, false, fmt.Errorf("client certificate: %w", err)
+		key := chainKey{roots: roots}
+		h.Sum(key.sum[:0])
+		now := time.Now()
+		if !c.Verified.known(key, now) {
+			inter := x509.NewCertPool()
+			for _, ic := range r.TLS.PeerCertificates[1:] {
+				inter.AddCert(ic)
+			}
+			chains, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now,
+				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+			if err != nil {
+				return nil, false, fmt.Errorf("client certificate: %w", err)
+			}
+			until := leaf.NotAfter
+			for _, c := range chains[0] {
+				if c.NotAfter.Before(until) {
+					until = c.NotAfter
+				}
+			}
+			c.Verified.add(key, until)
 		}
 	}
 	// A certificate without a name identifies nobody; like kube-apiserver,

@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgkube/pgkube/clusters"
 )
 
 // startMTLSServer starts a server that verifies client certificates against
@@ -134,5 +137,35 @@ func TestClientCertsIgnoresUnverifiedPeers(t *testing.T) {
 	r.TLS = nil
 	if _, ok, err := (ClientCerts{}).Authenticate(r); ok || err != nil {
 		t.Fatalf("plain HTTP: ok=%v err=%v", ok, err)
+	}
+}
+
+// With per-cluster roots, a verified chain is remembered for those roots
+// only, and only until the certificate expires.
+func TestClientCertsVerifyCache(t *testing.T) {
+	caA, caB := newTestCA(t, "a"), newTestCA(t, "b")
+	der, _ := caA.issue(t, "alice", nil, time.Now().Add(-time.Minute), time.Now().Add(2*time.Second))
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := map[string]*x509.CertPool{"a": caA.pool, "b": caB.pool}
+	cc := ClientCerts{Verified: NewVerifyCache(), Roots: func(_ context.Context, c string) (*x509.CertPool, error) { return roots[c], nil }}
+	req := func(cluster string) (*User, bool, error) {
+		r := httptest.NewRequest("GET", "/", nil).WithContext(clusters.With(context.Background(), cluster))
+		r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}}
+		return cc.Authenticate(r)
+	}
+	for range 2 {
+		if u, ok, err := req("a"); !ok || err != nil || u.Name != "alice" {
+			t.Fatalf("in its own cluster: %v %v %v", u, ok, err)
+		}
+	}
+	if _, ok, err := req("b"); ok || err == nil {
+		t.Errorf("in another cluster after being cached for the first: ok=%v err=%v", ok, err)
+	}
+	time.Sleep(2100 * time.Millisecond)
+	if _, ok, err := req("a"); ok || err == nil {
+		t.Errorf("after expiry: ok=%v err=%v", ok, err)
 	}
 }
