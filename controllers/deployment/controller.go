@@ -129,7 +129,7 @@ func (h rsHandler) OnAdd(obj any, _ bool) {
 func (h rsHandler) OnUpdate(oldObj, newObj any) {
 	old, ok1 := oldObj.(*appsv1.ReplicaSet)
 	cur, ok2 := newObj.(*appsv1.ReplicaSet)
-	if !ok1 || !ok2 || old.ResourceVersion == cur.ResourceVersion {
+	if !ok1 || !ok2 || (old.ResourceVersion != "" && old.ResourceVersion == cur.ResourceVersion) {
 		return
 	}
 	cluster := framework.ClusterOf(cur)
@@ -298,8 +298,10 @@ func (s *syncer) podsByRS(rsList []*appsv1.ReplicaSet) map[types.UID][]*corev1.P
 	out := map[types.UID][]*corev1.Pod{}
 	uids := map[types.UID]bool{}
 	for _, rs := range rsList {
-		uids[rs.UID] = true
-		out[rs.UID] = nil
+		if rs != nil {
+			uids[rs.UID] = true
+			out[rs.UID] = nil
+		}
 	}
 	sel, err := metav1.LabelSelectorAsSelector(s.d.Spec.Selector)
 	if err != nil {

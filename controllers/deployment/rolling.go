@@ -126,9 +126,15 @@ func planOldScaleDown(d *appsv1.Deployment, all, olds []*appsv1.ReplicaSet, newR
 		cleaned += n
 	}
 
-	// Then healthy ones, down to minAvailable. The available count is
-	// the ReplicaSets' reported one, as upstream.
-	available := sumStatus(append(append([]*appsv1.ReplicaSet(nil), olds...), newRS), statusAvailable)
+	// Then healthy ones, down to minAvailable. A ReplicaSet is counted
+	// for no more available pods than its size: right after a scale-down
+	// its status still counts the pods it is deleting, and trusting that
+	// would take a second step down before the first one shows, below
+	// minAvailable.
+	available := int32(0)
+	for _, rs := range append(append([]*appsv1.ReplicaSet(nil), olds...), newRS) {
+		available += min(rs.Status.AvailableReplicas, size(rs))
+	}
 	if available > minAvail {
 		budget := available - minAvail
 		done := int32(0)

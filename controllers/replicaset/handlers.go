@@ -45,7 +45,7 @@ func (h podHandler) OnUpdate(oldObj, newObj any) {
 	if !ok1 || !ok2 {
 		return
 	}
-	if old.ResourceVersion == cur.ResourceVersion {
+	if old.ResourceVersion != "" && old.ResourceVersion == cur.ResourceVersion {
 		return // a resync: nothing changed
 	}
 	labelsChanged := !reflect.DeepEqual(old.Labels, cur.Labels)
