@@ -1,8 +1,10 @@
 package manager
 
 import (
+	"github.com/pgkube/pgkube/controllers/deployment"
 	"github.com/pgkube/pgkube/controllers/framework"
 	"github.com/pgkube/pgkube/controllers/namespace"
+	"github.com/pgkube/pgkube/controllers/replicaset"
 	"github.com/pgkube/pgkube/controllers/serviceaccount"
 )
 
@@ -12,6 +14,9 @@ var Controllers = map[string]func(*framework.Context) (framework.Runnable, error
 	"namespace":              namespace.New,
 	"serviceaccount":         serviceaccount.NewServiceAccounts,
 	"root-ca-cert-publisher": serviceaccount.NewRootCAPublisher,
+	"replicaset":             replicaset.NewReplicaSet,
+	"replicationcontroller":  replicaset.NewReplicationController,
+	"deployment":             deployment.New,
 }
 
 // DisabledByDefault are left out of "*".
