@@ -6,6 +6,7 @@ import (
 	"github.com/pgkube/pgkube/controllers/namespace"
 	"github.com/pgkube/pgkube/controllers/replicaset"
 	"github.com/pgkube/pgkube/controllers/serviceaccount"
+	"github.com/pgkube/pgkube/controllers/statefulset"
 )
 
 // Controllers are the controllers the manager knows, by the names
@@ -17,6 +18,7 @@ var Controllers = map[string]func(*framework.Context) (framework.Runnable, error
 	"replicaset":             replicaset.NewReplicaSet,
 	"replicationcontroller":  replicaset.NewReplicationController,
 	"deployment":             deployment.New,
+	"statefulset":            statefulset.New,
 }
 
 // DisabledByDefault are left out of "*".
