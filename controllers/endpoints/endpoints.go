@@ -14,6 +14,7 @@ import (
 
 	"github.com/pgkube/pgkube/controllers/endpointutil"
 	"github.com/pgkube/pgkube/controllers/framework"
+	"github.com/pgkube/pgkube/controllers/written"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -43,7 +44,7 @@ type Controller struct {
 	workers   int
 	queue     *framework.Queue
 	triggers  *endpointutil.TriggerTimes
-	stale     *endpointutil.Stale
+	stale     *written.Tracker
 }
 
 // New makes the controller.
@@ -51,7 +52,7 @@ func New(c *framework.Context) (framework.Runnable, error) {
 	e := &Controller{
 		services: c.Factory.Services(), pods: c.Factory.Pods(), endpoints: c.Factory.Endpoints(),
 		clients: c.Clients, recorder: c.Recorder, workers: c.Workers,
-		triggers: endpointutil.NewTriggerTimes(), stale: endpointutil.NewStale(),
+		triggers: endpointutil.NewTriggerTimes(), stale: written.New(),
 	}
 	e.queue = framework.NewQueue("endpoint", e.sync)
 	e.services.AddEventHandler(e.queue.Handler())

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pgkube/pgkube/controllers/endpointutil"
 	"github.com/pgkube/pgkube/controllers/framework"
+	"github.com/pgkube/pgkube/controllers/written"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -47,7 +48,7 @@ type Controller struct {
 	workers  int
 	queue    *framework.Queue
 	triggers *endpointutil.TriggerTimes
-	stale    *endpointutil.Stale
+	stale    *written.Tracker
 }
 
 func serviceIndexValue(cluster, ns, name string) string { return cluster + "|" + ns + "/" + name }
@@ -66,7 +67,7 @@ func New(c *framework.Context) (framework.Runnable, error) {
 	e := &Controller{
 		services: c.Factory.Services(), pods: c.Factory.Pods(), nodes: c.Factory.Nodes(),
 		slices: c.Factory.EndpointSlices(), clients: c.Clients, recorder: c.Recorder, workers: c.Workers,
-		triggers: endpointutil.NewTriggerTimes(), stale: endpointutil.NewStale(),
+		triggers: endpointutil.NewTriggerTimes(), stale: written.New(),
 	}
 	e.queue = framework.NewQueue("endpointslice", e.sync)
 	e.slices.AddIndex(serviceIndex, func(s *discoveryv1.EndpointSlice) []string {

@@ -1,8 +1,7 @@
 // Package endpointutil holds what the Endpoints and EndpointSlice
 // controllers share: which pods are endpoints of a Service, the port a
-// service port targets on one pod, which Services a pod event concerns, the
-// last-change-trigger-time bookkeeping, and a guard against acting on a
-// cache older than the controller's own last write.
+// service port targets on one pod, which Services a pod event concerns, and
+// the last-change-trigger-time bookkeeping.
 package endpointutil
 
 import (
@@ -14,7 +13,6 @@ import (
 
 	"github.com/pgkube/pgkube/controllers/framework"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/cache"
@@ -306,124 +304,4 @@ func (t *TriggerTimes) Forget(key framework.Key) {
 	t.mu.Lock()
 	delete(t.states, key)
 	t.mu.Unlock()
-}
-
-// Stale remembers the objects a controller wrote, so that a sync does not
-// act on a cache that has not seen them yet (it would undo or repeat the
-// write): written objects must show up at least at the resourceVersion
-// written, deleted ones must go. Records are per owner (the Service) and
-// are dropped once the cache caught up, when the object is deleted, or
-// after StaleTTL whatever happened.
-type Stale struct {
-	mu      sync.Mutex
-	now     func() time.Time
-	records map[framework.Key][]staleRecord
-}
-
-// StaleTTL bounds how long a write holds syncs back.
-const StaleTTL = 15 * time.Second
-
-type staleRecord struct {
-	obj     framework.Key
-	uid     string
-	rv      uint64
-	deleted bool
-	at      time.Time
-}
-
-// NewStale makes an empty tracker.
-func NewStale() *Stale {
-	return &Stale{now: time.Now, records: map[framework.Key][]staleRecord{}}
-}
-
-func rvOf(m metav1.Object) (uint64, bool) {
-	v, err := strconv.ParseUint(m.GetResourceVersion(), 10, 64)
-	return v, err == nil
-}
-
-func (s *Stale) add(owner framework.Key, r staleRecord) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	recs := s.records[owner][:0:0]
-	for _, x := range s.records[owner] {
-		if x.uid != r.uid {
-			recs = append(recs, x)
-		}
-	}
-	s.records[owner] = append(recs, r)
-}
-
-// Wrote records obj (as the server answered), just created or updated for
-// owner.
-func (s *Stale) Wrote(owner framework.Key, obj metav1.Object) {
-	rv, ok := rvOf(obj)
-	if !ok {
-		return // not comparable: nothing to wait for
-	}
-	k := framework.Key{Cluster: owner.Cluster, Namespace: obj.GetNamespace(), Name: obj.GetName()}
-	s.add(owner, staleRecord{obj: k, uid: string(obj.GetUID()), rv: rv, at: s.now()})
-}
-
-// Deleted records obj, just deleted for owner.
-func (s *Stale) Deleted(owner framework.Key, obj metav1.Object) {
-	k := framework.Key{Cluster: owner.Cluster, Namespace: obj.GetNamespace(), Name: obj.GetName()}
-	s.add(owner, staleRecord{obj: k, uid: string(obj.GetUID()), deleted: true, at: s.now()})
-}
-
-// Gone is called by the informer's delete handler: obj will not show up
-// again.
-func (s *Stale) Gone(owner framework.Key, obj metav1.Object) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	recs := s.records[owner][:0:0]
-	for _, x := range s.records[owner] {
-		if x.uid != string(obj.GetUID()) {
-			recs = append(recs, x)
-		}
-	}
-	if len(recs) == 0 {
-		delete(s.records, owner)
-	} else {
-		s.records[owner] = recs
-	}
-}
-
-// IsStale tells whether the cache (get: the cached object or nil) has not
-// yet seen all of owner's writes.
-func (s *Stale) IsStale(owner framework.Key, get func(framework.Key) metav1.Object) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	var left []staleRecord
-	for _, r := range s.records[owner] {
-		if now.Sub(r.at) > StaleTTL {
-			continue
-		}
-		cur := get(r.obj)
-		if cur != nil && string(cur.GetUID()) != r.uid {
-			cur = nil // replaced: ours is gone
-		}
-		switch {
-		case r.deleted && cur == nil:
-			continue
-		case !r.deleted && cur != nil:
-			if rv, ok := rvOf(cur); !ok || rv >= r.rv {
-				continue
-			}
-		}
-		left = append(left, r)
-	}
-	if len(left) == 0 {
-		delete(s.records, owner)
-		return false
-	}
-	s.records[owner] = left
-	return true
-}
-
-// Forget drops owner's records.
-func (s *Stale) Forget(owner framework.Key) {
-	s.mu.Lock()
-	delete(s.records, owner)
-	s.mu.Unlock()
 }
