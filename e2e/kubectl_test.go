@@ -354,10 +354,16 @@ func kubectlSession(t *testing.T, k *kubectl, ns string) {
 	contains(t, k.ok("delete", "cm", "-n", ns, "-l", "doomed=yes"), `configmap "chunk-1" deleted`)
 	out = k.ok("delete", "cm,deploy,svc,secret", "--all", "-n", ns)
 	contains(t, out, `configmap "settings" deleted`, `deployment.apps "web" deleted`, `service "web" deleted`, `secret "creds" deleted`)
-	if out := k.ok("get", "cm,deploy,svc,secret", "-n", ns, "-o", "name"); strings.TrimSpace(out) != "" {
+	// (kube-root-ca.crt comes back: the root-ca-cert-publisher keeps it in
+	// every namespace, as upstream's.)
+	if out := k.ok("get", "cm,deploy,svc,secret", "-n", ns, "-o", "name"); strings.TrimSpace(strings.ReplaceAll(out, "configmap/kube-root-ca.crt", "")) != "" {
 		t.Fatalf("objects left after delete --all:\n%s", out)
 	}
-	// A deleted namespace waits in Terminating for the namespace controller.
+	// A deleted namespace stays Terminating while content held by a
+	// finalizer remains, and goes once the finalizer does.
+	k.okIn("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: held, finalizers: [e2e.pgkube.io/hold]}\n", "apply", "-n", other, "-f", "-")
 	contains(t, k.ok("delete", "ns", other, "--wait=false"), `namespace "`+other+`" deleted`)
 	contains(t, k.ok("get", "ns", other), "Terminating")
+	k.ok("patch", "cm", "held", "-n", other, "--type=merge", "-p", `{"metadata":{"finalizers":null}}`)
+	k.ok("wait", "--for=delete", "ns/"+other, "--timeout=30s")
 }

@@ -8,7 +8,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 )
 
@@ -26,6 +28,12 @@ func TestNamespaceFinalize(t *testing.T) {
 	}
 	if ns.Status.Phase != corev1.NamespaceActive || len(ns.Spec.Finalizers) != 1 || ns.Spec.Finalizers[0] != corev1.FinalizerKubernetes {
 		t.Fatalf("new namespace: %+v %+v", ns.Spec, ns.Status)
+	}
+	// Content held by a finalizer keeps the namespace controller from
+	// finalizing it, so the test can.
+	if _, err := cs.CoreV1().ConfigMaps("finalize-me").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "held",
+		Finalizers: []string{"e2e.pgkube.io/hold"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 	if err := cs.CoreV1().Namespaces().Delete(ctx, "finalize-me", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
@@ -47,20 +55,36 @@ func TestNamespaceFinalize(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// An update cannot drop spec.finalizers; only /finalize can.
-	ns.Spec.Finalizers = nil
-	if ns, err = cs.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{}); err != nil || len(ns.Spec.Finalizers) != 1 {
+	// An update cannot drop spec.finalizers; only /finalize can. (The
+	// namespace controller writes the status meanwhile: conflicts retry.)
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := cs.CoreV1().Namespaces().Get(ctx, "finalize-me", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cur.Spec.Finalizers = nil
+		ns, err = cs.CoreV1().Namespaces().Update(ctx, cur, metav1.UpdateOptions{})
+		return err
+	}); err != nil || len(ns.Spec.Finalizers) != 1 {
 		t.Fatalf("a plain update changed spec.finalizers: %v %+v", err, ns)
 	}
-	// The controller would delete the content first: it clears what we made.
-	cs.CoreV1().ConfigMaps("finalize-me").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}) //nolint:errcheck
-	ns.Spec.Finalizers = nil
-	if _, err := cs.CoreV1().Namespaces().Finalize(ctx, ns, metav1.UpdateOptions{}); err != nil {
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := cs.CoreV1().Namespaces().Get(ctx, "finalize-me", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cur.Spec.Finalizers = nil
+		_, err = cs.CoreV1().Namespaces().Finalize(ctx, cur, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cs.CoreV1().Namespaces().Get(ctx, "finalize-me", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("finalized namespace should be gone, got %v", err)
 	}
+	// The held ConfigMap outlived its namespace (as upstream, when a
+	// namespace is finalized by hand); let it go.
+	cs.CoreV1().ConfigMaps("finalize-me").Patch(ctx, "held", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{}) //nolint:errcheck
 	// The system namespaces cannot be deleted.
 	if err := cs.CoreV1().Namespaces().Delete(ctx, "kube-system", metav1.DeleteOptions{}); !apierrors.IsForbidden(err) {
 		t.Fatalf("deleting kube-system: want Forbidden, got %v", err)
