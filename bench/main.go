@@ -86,6 +86,10 @@ type config struct {
 }
 
 func main() {
+	if order := os.Getenv(floodEnv); order != "" {
+		runFloodProcess(order)
+		return
+	}
 	var c config
 	flag.IntVar(&c.objects, "objects", 5000, "number of ConfigMaps")
 	flag.IntVar(&c.workers, "workers", 16, "concurrent client workers")

@@ -424,11 +424,6 @@ func (b *tenantsBench) fairness(ctx context.Context) error {
 		return err
 	}
 	defer quietTr.CloseIdleConnections()
-	noisy, noisyTr, err := b.tenantClient(ctx, noisyIdx, c.tenantFloodWorkers)
-	if err != nil {
-		return err
-	}
-	defer noisyTr.CloseIdleConnections()
 	// A connection per quiet worker.
 	warm := b.quietRound(ctx, quiet, quietWorkers*4)
 	if err := ctx.Err(); err != nil {
@@ -440,7 +435,7 @@ func (b *tenantsBench) fairness(ctx context.Context) error {
 
 	step(fmt.Sprintf("tenants: %d rounds of %d gets by %s (%d workers, %d/s) alone and while %s floods (%d workers)",
 		c.tenantRounds, c.tenantGets, tenantName(quietIdx), quietWorkers, c.tenantQuietQPS, tenantName(noisyIdx), c.tenantFloodWorkers))
-	var seq atomic.Int64
+	var seq int64
 	for r := range c.tenantRounds {
 		order := []bool{false, true}
 		if r%2 == 1 {
@@ -448,10 +443,14 @@ func (b *tenantsBench) fairness(ctx context.Context) error {
 		}
 		for _, flood := range order {
 			var fs floodStats
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
+			var fp *floodProcess
 			if flood {
-				wg.Go(func() { fs = b.flood(ctx, noisy, &seq, stop) })
+				var err error
+				fp, err = startFlood(floodOrder{URL: b.api.url + "/clusters/" + tenantName(noisyIdx), Creds: b.creds[noisyIdx],
+					Workers: c.tenantFloodWorkers, Objects: c.tenantObjects, DataBytes: c.dataBytes, SeqStart: seq})
+				if err != nil {
+					return err
+				}
 				// The flood gets going before the quiet tenant's gets.
 				select {
 				case <-ctx.Done():
@@ -461,8 +460,12 @@ func (b *tenantsBench) fairness(ctx context.Context) error {
 			cpu := procCPU(b.api.pid(), false)
 			q := b.quietRound(ctx, quiet, c.tenantGets)
 			rd := round{ops: q, apiCPU: procCPU(b.api.pid(), false) - cpu}
-			close(stop)
-			wg.Wait()
+			if fp != nil {
+				var err error
+				if fs, seq, err = fp.stop(); err != nil {
+					return err
+				}
+			}
 			if flood {
 				b.res.flooded = append(b.res.flooded, rd)
 				b.res.floods = append(b.res.floods, fs)
@@ -515,12 +518,12 @@ func (b *tenantsBench) quietRound(ctx context.Context, cs *kubernetes.Clientset,
 // flood runs closed-loop gets and creates, alternating, on
 // c.tenantFloodWorkers workers until stop is closed; a 429 is counted and
 // the worker goes straight on, as a misbehaving client would.
-func (b *tenantsBench) flood(ctx context.Context, cs *kubernetes.Clientset, seq *atomic.Int64, stop <-chan struct{}) floodStats {
-	per := make([]floodStats, b.c.tenantFloodWorkers)
+func flood(ctx context.Context, cs *kubernetes.Clientset, workers, objects, dataBytes int, seq *atomic.Int64, stop <-chan struct{}) floodStats {
+	per := make([]floodStats, workers)
 	rc := cs.CoreV1().RESTClient()
 	start := time.Now()
 	var wg sync.WaitGroup
-	for w := range b.c.tenantFloodWorkers {
+	for w := range workers {
 		wg.Go(func() {
 			fs := &per[w]
 			for ctx.Err() == nil {
@@ -532,10 +535,10 @@ func (b *tenantsBench) flood(ctx context.Context, cs *kubernetes.Clientset, seq 
 				i := int(seq.Add(1))
 				var err error
 				if i%2 == 0 {
-					err = rc.Get().Namespace(tenantNamespace).Resource("configmaps").Name(name(i % b.c.tenantObjects)).
+					err = rc.Get().Namespace(tenantNamespace).Resource("configmaps").Name(name(i % objects)).
 						MaxRetries(0).Do(ctx).Error()
 				} else {
-					cm := newConfigMap(i, b.c.dataBytes)
+					cm := newConfigMap(i, dataBytes)
 					cm.Namespace, cm.Name = tenantNamespace, fmt.Sprintf("flood-%07d", i)
 					err = rc.Post().Namespace(tenantNamespace).Resource("configmaps").Body(cm).MaxRetries(0).Do(ctx).Error()
 				}
@@ -918,8 +921,9 @@ func printTenantsReport(out io.Writer, c config, m machine, r tenantsResults, cp
 		"16 MiB), which weighs on the per-tenant figures when there are few tenants. A tenant's feeds stop %v\n"+
 		"after its last request, on a check every %v: the idle footprint needs -tenant-idle-wait of about 7m. The\n"+
 		"quiet tenant's gets are paced (open loop) below its %d/s limit, on %d workers, without retries; the flood's\n"+
-		"workers are closed loops that go straight on after a 429, in the same bench process, on the same CPUs as\n"+
-		"the server.\n",
+		"workers are closed loops that go straight on after a 429, in a process of their own at nice 10 (a flood\n"+
+		"comes from other machines; here its client work would otherwise take the quiet client's CPU), on the same\n"+
+		"CPUs as the server.\n",
 		c.tenantWorkers, serverIdleAfter, serverIdleCheck, serverTenantQPS, quietWorkers)
 
 	if c.keep && len(r.profiles) > 0 {
