@@ -1,12 +1,18 @@
 package manager
 
 import (
+	"github.com/pgkube/pgkube/controllers/cronjob"
 	"github.com/pgkube/pgkube/controllers/deployment"
+	"github.com/pgkube/pgkube/controllers/endpoints"
+	"github.com/pgkube/pgkube/controllers/endpointslice"
 	"github.com/pgkube/pgkube/controllers/framework"
+	"github.com/pgkube/pgkube/controllers/job"
 	"github.com/pgkube/pgkube/controllers/namespace"
 	"github.com/pgkube/pgkube/controllers/replicaset"
 	"github.com/pgkube/pgkube/controllers/serviceaccount"
 	"github.com/pgkube/pgkube/controllers/statefulset"
+	"github.com/pgkube/pgkube/controllers/testclock"
+	"github.com/pgkube/pgkube/controllers/ttlafterfinished"
 )
 
 // Controllers are the controllers the manager knows, by the names
@@ -19,6 +25,13 @@ var Controllers = map[string]func(*framework.Context) (framework.Runnable, error
 	"replicationcontroller":  replicaset.NewReplicationController,
 	"deployment":             deployment.New,
 	"statefulset":            statefulset.New,
+	"endpoint":               endpoints.New,
+	"endpointslice":          endpointslice.New,
+	// Time-based controllers take the test clock when
+	// PGKUBE_TEST_CLOCK_FILE is set (see controllers/testclock).
+	"job":                testclock.Wrap(job.New),
+	"cronjob":            testclock.Wrap(cronjob.New),
+	"ttl-after-finished": testclock.Wrap(ttlafterfinished.New),
 }
 
 // DisabledByDefault are left out of "*".
