@@ -6,6 +6,7 @@ import (
 	"github.com/pgkube/pgkube/controllers/endpoints"
 	"github.com/pgkube/pgkube/controllers/endpointslice"
 	"github.com/pgkube/pgkube/controllers/framework"
+	"github.com/pgkube/pgkube/controllers/gc"
 	"github.com/pgkube/pgkube/controllers/job"
 	"github.com/pgkube/pgkube/controllers/namespace"
 	"github.com/pgkube/pgkube/controllers/replicaset"
@@ -25,6 +26,7 @@ var Controllers = map[string]func(*framework.Context) (framework.Runnable, error
 	"replicationcontroller":  replicaset.NewReplicationController,
 	"deployment":             deployment.New,
 	"statefulset":            statefulset.New,
+	"garbagecollector":       gc.New,
 	"endpoint":               endpoints.New,
 	"endpointslice":          endpointslice.New,
 	// Time-based controllers take the test clock when
