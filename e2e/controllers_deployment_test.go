@@ -165,6 +165,16 @@ func TestControllersDeploymentRollout(t *testing.T) {
 	}
 	k.ok("get", "deployment", "web", "-n", ns)
 
+	// Settled: the controllers write nothing more (no sync loop feeding
+	// on its own writes).
+	time.Sleep(500 * time.Millisecond)
+	d, rsBefore := wlGetDeploy(t, cs, ns, "web"), wlReplicaSets(t, cs, ns, d)[first.Name]
+	time.Sleep(2 * time.Second)
+	if d2, rs2 := wlGetDeploy(t, cs, ns, "web"), wlReplicaSets(t, cs, ns, d)[first.Name]; d2.ResourceVersion != d.ResourceVersion || rs2.ResourceVersion != rsBefore.ResourceVersion {
+		t.Fatalf("a settled deployment keeps being written: deployment %s → %s, ReplicaSet %s → %s\n%+v\n%+v",
+			d.ResourceVersion, d2.ResourceVersion, rsBefore.ResourceVersion, rs2.ResourceVersion, d.Status, d2.Status)
+	}
+
 	// Scale 3 → 10 → 2.
 	k.ok("scale", "deployment/web", "-n", ns, "--replicas=10")
 	wlRolledOut(t, cs, ns, "web", 10, "registry.example/web:1")
