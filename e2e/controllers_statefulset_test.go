@@ -355,3 +355,120 @@ func TestControllersStatefulSetParallel(t *testing.T) {
 		return nil
 	})
 }
+
+// TestControllersStatefulSetClaimRetention: with the Delete retention
+// policies, a scaled-away pod's claim goes with the pod and the others go
+// with the StatefulSet (the set and pods own them; the garbage collector
+// deletes them); with Retain (the default) they stay.
+func TestControllersStatefulSetClaimRetention(t *testing.T) {
+	srv := sharedServer(t)
+	cs := kubernetes.NewForConfigOrDie(restConfig(t, srv, false))
+	ctx := context.Background()
+	const ns = "sts-retention-e2e"
+	namespace(t, cs, ns)
+	mk := func(name string, policy *appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy) {
+		t.Helper()
+		replicas := int32(2)
+		_, err := cs.AppsV1().StatefulSets(ns).Create(ctx, &appsv1.StatefulSet{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: appsv1.StatefulSetSpec{
+				Replicas: &replicas, ServiceName: name, PodManagementPolicy: appsv1.ParallelPodManagement,
+				PersistentVolumeClaimRetentionPolicy: policy,
+				Selector:                             &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}},
+					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+				},
+				VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
+					ObjectMeta: metav1.ObjectMeta{Name: "data"},
+					Spec: corev1.PersistentVolumeClaimSpec{
+						AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+						Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+					},
+				}},
+			},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			waitPod(t, cs, ns, fmt.Sprintf("%s-%d", name, i), nil)
+		}
+	}
+	claims := func(prefix string) []string {
+		t.Helper()
+		l, err := cs.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, c := range l.Items {
+			if strings.HasPrefix(c.Name, "data-"+prefix+"-") {
+				names = append(names, c.Name)
+			}
+		}
+		slices.Sort(names)
+		return names
+	}
+	wantClaims := func(prefix string, want ...string) {
+		t.Helper()
+		within(t, 30*time.Second, "claims of "+prefix, func() error {
+			if got := claims(prefix); !slices.Equal(got, want) {
+				return fmt.Errorf("claims %v, want %v", got, want)
+			}
+			return nil
+		})
+	}
+	scale := func(name string) {
+		t.Helper()
+		if _, err := cs.AppsV1().StatefulSets(ns).Patch(ctx, name, types.MergePatchType, []byte(`{"spec":{"replicas":1}}`), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	mk("del", &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
+		WhenDeleted: appsv1.DeletePersistentVolumeClaimRetentionPolicyType, WhenScaled: appsv1.DeletePersistentVolumeClaimRetentionPolicyType})
+	wantClaims("del", "data-del-0", "data-del-1")
+	within(t, 30*time.Second, "claims owned by the set", func() error {
+		c, err := cs.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data-del-0", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if ref := metav1.GetControllerOf(c); ref == nil || ref.Kind != "StatefulSet" || ref.Name != "del" {
+			return fmt.Errorf("owners %+v", c.OwnerReferences)
+		}
+		return nil
+	})
+	scale("del")
+	wantClaims("del", "data-del-0")
+	if err := cs.AppsV1().StatefulSets(ns).Delete(ctx, "del", metav1.DeleteOptions{PropagationPolicy: ptrTo(metav1.DeletePropagationBackground)}); err != nil {
+		t.Fatal(err)
+	}
+	wantClaims("del")
+
+	mk("keep", nil)
+	wantClaims("keep", "data-keep-0", "data-keep-1")
+	scale("keep")
+	within(t, 30*time.Second, "keep-1 gone", func() error {
+		_, err := cs.CoreV1().Pods(ns).Get(ctx, "keep-1", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there (%v)", err)
+	})
+	if err := cs.AppsV1().StatefulSets(ns).Delete(ctx, "keep", metav1.DeleteOptions{PropagationPolicy: ptrTo(metav1.DeletePropagationBackground)}); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 30*time.Second, "keep's pods gone with it", func() error {
+		if _, err := cs.CoreV1().Pods(ns).Get(ctx, "keep-0", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("keep-0 still there (%v)", err)
+		}
+		return nil
+	})
+	stays(t, 2*time.Second, "retained claims", func() error {
+		if got := claims("keep"); len(got) != 2 {
+			return fmt.Errorf("claims %v", got)
+		}
+		return nil
+	})
+}
