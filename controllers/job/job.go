@@ -77,6 +77,8 @@ type Controller struct {
 
 	// BackoffBase and BackoffMax are the pod-replacement back-off.
 	BackoffBase, BackoffMax time.Duration
+	// batch is SyncBatchPeriod (shorter in tests).
+	batch time.Duration
 }
 
 // New makes the controller.
@@ -93,7 +95,7 @@ func newController(c *framework.Context) *Controller {
 		jobs: c.Factory.Jobs(), pods: c.Factory.Pods(), clients: c.Clients, recorder: c.Recorder,
 		clock: clk, workers: c.Workers,
 		finalizers: newUIDExpectations(), written: written.New(), backoffs: map[string]backoffRecord{},
-		BackoffBase: DefaultBackoff, BackoffMax: MaxBackoff,
+		BackoffBase: DefaultBackoff, BackoffMax: MaxBackoff, batch: SyncBatchPeriod,
 	}
 	if d, err := time.ParseDuration(os.Getenv(BackoffEnv)); err == nil && d > 0 {
 		jm.BackoffBase, jm.BackoffMax = d, 36*d
@@ -172,7 +174,7 @@ func (jm *Controller) selecting(p *corev1.Pod) []*batchv1.Job {
 }
 
 func (jm *Controller) enqueueBatched(j *batchv1.Job) {
-	jm.queue.EnqueueAfter(framework.KeyOf(j), SyncBatchPeriod)
+	jm.queue.EnqueueAfter(framework.KeyOf(j), jm.batch)
 }
 
 func (jm *Controller) enqueueOrphan(p *corev1.Pod) { jm.orphans.Enqueue(framework.KeyOf(p)) }

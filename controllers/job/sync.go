@@ -584,7 +584,7 @@ func (jm *Controller) manage(ctx context.Context, key framework.Key, job *batchv
 		return active, nil
 	}
 	if left := sc.backoff.remaining(jm.clock, jm.BackoffBase, jm.BackoffMax); left > 0 {
-		jm.queue.EnqueueAfter(key, max(left, SyncBatchPeriod))
+		jm.queue.EnqueueAfter(key, max(left, jm.batch))
 		return active, nil
 	}
 	diff = min(diff, MaxPodCreateDeletePerSync)
