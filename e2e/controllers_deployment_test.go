@@ -482,3 +482,39 @@ func TestControllersDeploymentRecreate(t *testing.T) {
 		t.Fatal("old and new pods ran together under Recreate")
 	}
 }
+
+// TestControllersDeploymentInTenant: one controller manager serves every
+// logical cluster: the same namespace and deployment name in the root and
+// in a tenant roll out separately, each with its own sizes, ReplicaSets
+// and Events.
+func TestControllersDeploymentInTenant(t *testing.T) {
+	const ns = "ctl-tenant"
+	srv := sharedServer(t)
+	root, kRoot := wlSetupOn(t, srv, ns, wlKubelet{})
+	kc := tenant(t, srv, "wl-tenant")
+	ten := clientFor(t, kc)
+	namespace(t, ten, ns)
+	wlStartKubelet(t, wlKubelet{cs: ten, ns: ns})
+	kTen := &kubectl{t: t, bin: kubectls(t)["default"], kubeconfig: kc, cacheDir: t.TempDir()}
+
+	kRoot.okIn(wlDeployment("same", ns, 2, wlRollingNoUnavailable, "registry.example/root:1", ""), "apply", "-f", "-")
+	kTen.okIn(wlDeployment("same", ns, 3, wlRollingNoUnavailable, "registry.example/tenant:1", ""), "apply", "-f", "-")
+	kTen.ok("rollout", "status", "deployment/same", "-n", ns, "--timeout=60s")
+	dr := wlRolledOut(t, root, ns, "same", 2, "registry.example/root:1")
+	dt := wlRolledOut(t, ten, ns, "same", 3, "registry.example/tenant:1")
+	for _, c := range []struct {
+		cs    kubernetes.Interface
+		d     *appsv1.Deployment
+		image string
+	}{{root, dr, "registry.example/root:1"}, {ten, dt, "registry.example/tenant:1"}} {
+		rs := wlNewRS(t, c.cs, ns, c.d)
+		for _, p := range wlPods(t, c.cs, ns, "app=same") {
+			if ref := metav1.GetControllerOf(&p); ref == nil || ref.UID != rs.UID || p.Spec.Containers[0].Image != c.image {
+				t.Fatalf("pod %s: controller %+v image %s", p.Name, ref, p.Spec.Containers[0].Image)
+			}
+		}
+		if ev := wlEvents(t, c.cs, ns, "Deployment", "same"); !wlHasEvent(ev, fmt.Sprintf("ScalingReplicaSet Scaled up replica set %s from 0 to %d", rs.Name, *c.d.Spec.Replicas)) {
+			t.Fatalf("events of %s: %v", c.image, ev)
+		}
+	}
+}

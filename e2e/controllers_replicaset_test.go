@@ -157,7 +157,12 @@ func wlKubectl(t *testing.T, srv *pgkube) *kubectl {
 
 // wlSetup makes the namespace and its kubelet stand-in.
 func wlSetup(t *testing.T, ns string, k wlKubelet) (kubernetes.Interface, *kubectl) {
-	srv := sharedServer(t)
+	return wlSetupOn(t, sharedServer(t), ns, k)
+}
+
+// wlSetupOn is wlSetup on a server the test already has (a test asking
+// for the shared server twice gets a fresh one the second time).
+func wlSetupOn(t *testing.T, srv *pgkube, ns string, k wlKubelet) (kubernetes.Interface, *kubectl) {
 	cs := kubernetes.NewForConfigOrDie(restConfig(t, srv, false))
 	namespace(t, cs, ns)
 	k.cs, k.ns = cs, ns
