@@ -154,6 +154,9 @@ func (g *Controller) Run(ctx context.Context) {
 		}
 	}
 	go g.disco.Run(ctx, 1)
+	if g.clients.Wildcard() && g.clients.DefaultCluster() == framework.RootCluster {
+		go g.followClusters(ctx)
+	}
 	if !cache.WaitForNamedCacheSync(Name, ctx.Done(), g.allSynced) {
 		return
 	}
@@ -293,6 +296,51 @@ func (g *Controller) discoverCustom(ctx context.Context, cluster string) error {
 	g.mu.Unlock()
 	g.setMonitors(cluster, watchable)
 	return nil
+}
+
+// logicalClusters are the root cluster's tenants.
+var logicalClusters = schema.GroupVersionResource{Group: "tenancy.pgkube.io", Version: "v1alpha1", Resource: "logicalclusters"}
+
+// followClusters forgets a tenant once its LogicalCluster is gone: the
+// wildcard view sends no deletions for the objects of a removed cluster,
+// and its own watches fail from then on.
+func (g *Controller) followClusters(ctx context.Context) {
+	r := g.clients.Dynamic(framework.RootCluster).Resource(logicalClusters)
+	inf := framework.NewInformer[*unstructured.Unstructured](logicalClusters.GroupResource(), &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return r.List(ctx, o)
+		},
+		WatchFuncWithContext: r.Watch,
+	})
+	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(o any) {
+		if k, ok := framework.KeyFromEvent(o); ok && k.Name != framework.RootCluster {
+			g.forgetCluster(k.Name)
+		}
+	}})
+	inf.Run(ctx)
+}
+
+// forgetCluster stops watching a removed cluster's custom resources and
+// drops what the built-in monitors hold of it.
+func (g *Controller) forgetCluster(cluster string) {
+	g.setMonitors(cluster, nil)
+	g.mu.Lock()
+	delete(g.custom, cluster)
+	var builtins []*monitor
+	for _, m := range g.monitors[builtinScope] {
+		builtins = append(builtins, m)
+	}
+	g.mu.Unlock()
+	for _, m := range builtins {
+		// Informers that can forget a cluster do (deleting its objects
+		// from the cache, which the handlers hear as deletions).
+		if f, ok := any(m.inf).(interface{ ForgetCluster(string) }); ok {
+			f.ForgetCluster(cluster)
+		}
+	}
+	g.rediscoverMu.Lock()
+	delete(g.rediscovered, cluster)
+	g.rediscoverMu.Unlock()
 }
 
 // maybeRediscover asks for a cluster's custom resources again, when an
