@@ -300,6 +300,40 @@ func TestControllersGarbageCollectorWorkloads(t *testing.T) {
 		}
 		return nil
 	})
+
+	// Three levels in the foreground: kubectl waits until the Deployment
+	// is gone, which is after its ReplicaSet, which is after the pods.
+	replicas := int32(2)
+	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "deploy"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"rs": "deploy"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"rs": "deploy"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+			},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 30*time.Second, "the Deployment's pods", func() error {
+		if pods := podsOf(t, cs, ns, "deploy"); len(pods) != 2 {
+			return fmt.Errorf("%d pods", len(pods))
+		}
+		return nil
+	})
+	k.ok("delete", "deployment", "deploy", "-n", ns, "--cascade=foreground", "--timeout=60s")
+	if pods := podsOf(t, cs, ns, "deploy"); len(pods) != 0 {
+		t.Fatalf("%d pods left after the Deployment's foreground deletion", len(pods))
+	}
+	rss, err := cs.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: "rs=deploy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rss.Items) != 0 {
+		t.Fatalf("%d ReplicaSets left after the Deployment's foreground deletion", len(rss.Items))
+	}
 }
 
 func podsOf(t *testing.T, cs kubernetes.Interface, ns, rs string) []corev1.Pod {
