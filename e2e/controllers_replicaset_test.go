@@ -339,7 +339,7 @@ func TestControllersReplicaSet(t *testing.T) {
 	// released its pods) and the pods stay.
 	kept := wlNames(wlPods(t, cs, ns, "app=web"))
 	k.ok("delete", "rs", "web", "-n", ns, "--cascade=orphan", "--wait=false")
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(12 * time.Second)
 	gone := false
 	for time.Now().Before(deadline) {
 		cur, err := cs.AppsV1().ReplicaSets(ns).Get(ctx, "web", metav1.GetOptions{})
