@@ -263,29 +263,52 @@ func TestControllersStatefulSet(t *testing.T) {
 
 	// A template change rolls from web-2 down, one at a time: the test
 	// readies each replacement only after checking nothing else moved.
-	before := len(log.snapshot())
-	k.ok("set", "image", "statefulset/web", "nginx=nginx:1.28", "-n", ns)
-	for _, name := range []string{"web-2", "web-1", "web-0"} {
-		waitPod(t, cs, ns, name, func(p *corev1.Pod) error {
-			if p.Spec.Containers[0].Image != "nginx:1.28" {
-				return fmt.Errorf("%s still runs %s", name, p.Spec.Containers[0].Image)
+	roll := func(image string) {
+		t.Helper()
+		before := len(log.snapshot())
+		for _, name := range []string{"web-2", "web-1", "web-0"} {
+			waitPod(t, cs, ns, name, func(p *corev1.Pod) error {
+				if p.Spec.Containers[0].Image != image {
+					return fmt.Errorf("%s still runs %s", name, p.Spec.Containers[0].Image)
+				}
+				return nil
+			})
+			time.Sleep(time.Second) // nothing else may go while it is not ready
+			evs := log.snapshot()[before:]
+			if del := only(evs, "DELETED"); del[len(del)-1] != name {
+				t.Fatalf("deleted %v while %s was being replaced", del, name)
 			}
-			return nil
-		})
-		time.Sleep(time.Second) // nothing else may go while it is not ready
-		evs := log.snapshot()[before:]
-		if del := only(evs, "DELETED"); del[len(del)-1] != name {
-			t.Fatalf("deleted %v while %s was being replaced", del, name)
+			setPodReady(t, cs, ns, name, true)
 		}
-		setPodReady(t, cs, ns, name, true)
+		if del := only(log.snapshot()[before:], "DELETED"); !slices.Equal(del, []string{"web-2", "web-1", "web-0"}) {
+			t.Fatalf("rolling update deleted %v, want web-2, web-1, web-0", del)
+		}
+		contains(t, k.ok("rollout", "status", "statefulset/web", "-n", ns, "--timeout=30s"), "roll out complete")
 	}
-	if del := only(log.snapshot()[before:], "DELETED"); !slices.Equal(del, []string{"web-2", "web-1", "web-0"}) {
-		t.Fatalf("rolling update deleted %v, want web-2, web-1, web-0", del)
+	first, err := cs.AppsV1().StatefulSets(ns).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	contains(t, k.ok("rollout", "status", "statefulset/web", "-n", ns, "--timeout=30s"), "roll out complete")
+	k.ok("set", "image", "statefulset/web", "nginx=nginx:1.28", "-n", ns)
+	roll("nginx:1.28")
+	// kubectl reads the history from the ControllerRevisions, and undo
+	// brings the first template back under its first revision's name.
+	contains(t, k.ok("rollout", "history", "statefulset/web", "-n", ns), "REVISION", "1", "2")
+	k.ok("rollout", "undo", "statefulset/web", "-n", ns)
+	roll("nginx:1.27")
+	undone, err := cs.AppsV1().StatefulSets(ns).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if undone.Status.UpdateRevision != first.Status.UpdateRevision || undone.Status.CurrentRevision != first.Status.UpdateRevision {
+		t.Fatalf("after undo: revisions %s/%s, want the first one %s", undone.Status.CurrentRevision, undone.Status.UpdateRevision, first.Status.UpdateRevision)
+	}
+	if rev, err := cs.AppsV1().ControllerRevisions(ns).Get(ctx, first.Status.UpdateRevision, metav1.GetOptions{}); err != nil || rev.Revision != 3 {
+		t.Fatalf("first revision after undo: %v, %+v", err, rev)
+	}
 
 	// Scale down: web-2 first, then web-1; the claims stay.
-	before = len(log.snapshot())
+	before := len(log.snapshot())
 	k.ok("scale", "statefulset/web", "--replicas=1", "-n", ns)
 	within(t, 30*time.Second, "scale down", func() error {
 		if del := only(log.snapshot()[before:], "DELETED"); len(del) != 2 {
