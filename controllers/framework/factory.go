@@ -23,6 +23,7 @@ import (
 type runnable interface {
 	Run(ctx context.Context)
 	HasSynced() bool
+	ForgetCluster(cluster string)
 }
 
 // Factory makes one informer per resource, shared by every controller:
@@ -68,6 +69,20 @@ func (f *Factory) WaitForCacheSync(ctx context.Context) bool {
 	}
 	f.mu.Unlock()
 	return cache.WaitForCacheSync(ctx.Done(), synced...)
+}
+
+// ForgetCluster drops a removed cluster's objects from every informer (see
+// Informer.ForgetCluster).
+func (f *Factory) ForgetCluster(cluster string) {
+	f.mu.Lock()
+	infs := make([]runnable, 0, len(f.informers))
+	for _, inf := range f.informers {
+		infs = append(infs, inf)
+	}
+	f.mu.Unlock()
+	for _, inf := range infs {
+		inf.ForgetCluster(cluster)
+	}
 }
 
 // lister is what a typed client of one resource offers informers.

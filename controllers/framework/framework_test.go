@@ -219,3 +219,21 @@ func TestKeys(t *testing.T) {
 		t.Errorf("StripCluster left %v", p2.Annotations)
 	}
 }
+
+func TestForgetCluster(t *testing.T) {
+	src := &fakeSource{w: watch.NewFake(), items: []corev1.Pod{*pod("a", "ns", "p", nil), *pod("b", "ns", "p", nil), *pod("b", "ns", "q", nil)}}
+	inf := NewInformer[*corev1.Pod](corev1.Resource("pods"), src)
+	var ev events
+	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(o any) { k, _ := KeyFromEvent(o); ev.add(k.String()) }})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go inf.Run(ctx)
+	waitFor(t, "sync", inf.HasSynced)
+	inf.ForgetCluster("b")
+	if got := ev.list(); len(got) != 2 {
+		t.Errorf("deletions %v, want b's two pods", got)
+	}
+	if n := len(inf.ListAll()); n != 1 {
+		t.Errorf("%d pods cached, want a's one", n)
+	}
+}

@@ -163,6 +163,23 @@ func (i *Informer[T]) HasSynced() bool {
 	return c != nil && c.HasSynced()
 }
 
+// ForgetCluster drops every cached object of a cluster, telling handlers
+// they are deleted: the wildcard view sends no deletions for the objects of
+// a logical cluster that is removed.
+func (i *Informer[T]) ForgetCluster(cluster string) {
+	i.mu.Lock() // excludes process: no event is handled meanwhile
+	defer i.mu.Unlock()
+	objs, _ := i.indexer.ByIndex(clusterIndex, cluster)
+	for _, o := range objs {
+		if err := i.indexer.Delete(o); err != nil {
+			continue
+		}
+		for _, h := range i.handlers {
+			h.OnDelete(o)
+		}
+	}
+}
+
 // Run fills the cache until ctx ends. Factory.Start calls it; a second call
 // does nothing.
 func (i *Informer[T]) Run(ctx context.Context) {

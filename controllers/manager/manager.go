@@ -16,8 +16,13 @@ import (
 	"time"
 
 	"github.com/pgkube/pgkube/controllers/framework"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/clock"
@@ -218,6 +223,9 @@ func runControllers(ctx context.Context, o Options, clients *framework.Clients, 
 		runs = append(runs, r)
 		o.Log.Info("started controller", "controller", n)
 	}
+	if clients.Wildcard() && clients.DefaultCluster() == framework.RootCluster {
+		go followClusters(ctx, fctx, o.Log)
+	}
 	fctx.Factory.Start(ctx)
 	var wg sync.WaitGroup
 	for _, r := range runs {
@@ -243,6 +251,32 @@ func runControllers(ctx context.Context, o Options, clients *framework.Clients, 
 	}()
 	wg.Wait()
 	return nil
+}
+
+// logicalClusters are the root cluster's tenants.
+var logicalClusters = schema.GroupVersionResource{Group: "tenancy.pgkube.io", Version: "v1alpha1", Resource: "logicalclusters"}
+
+// followClusters forgets what the informers hold of a tenant once its
+// LogicalCluster is gone: the wildcard view sends no deletions for the
+// objects of a removed cluster, and writes there fail from then on.
+func followClusters(ctx context.Context, fctx *framework.Context, log *slog.Logger) {
+	r := fctx.Clients.Dynamic(framework.RootCluster).Resource(logicalClusters)
+	inf := framework.NewInformer[*unstructured.Unstructured](logicalClusters.GroupResource(), &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return r.List(ctx, o)
+		},
+		WatchFuncWithContext: r.Watch,
+	})
+	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(o any) {
+		k, ok := framework.KeyFromEvent(o)
+		if !ok || k.Name == framework.RootCluster {
+			return
+		}
+		log.Info("logical cluster removed; forgetting its objects", "cluster", k.Name)
+		fctx.Factory.ForgetCluster(k.Name)
+		fctx.Clients.Forget(k.Name)
+	}})
+	inf.Run(ctx)
 }
 
 // rootCA is the CA that verifies the API server's certificate, which pods
