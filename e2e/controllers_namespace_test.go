@@ -135,10 +135,33 @@ func TestControllersNamespaceDefaults(t *testing.T) {
 	if out, err := exec.Command(pgkubeBinary(t), "tenant", "delete", "cm-tenant", "--kubeconfig", srv.kubeconfig).CombinedOutput(); err != nil {
 		t.Fatalf("tenant delete: %v\n%s", err, out)
 	}
+	within(t, 15*time.Second, "the manager forgetting the removed tenant", func() error {
+		if !strings.Contains(srv.output(), "forgetting its objects") || !strings.Contains(srv.output(), "cluster=cm-tenant") {
+			return fmt.Errorf("not in pgkube up's output")
+		}
+		return nil
+	})
 	namespaceDefaults(t, root, "cm-defaults-after", ca)
 }
 
-var widgetsGVR = schema.GroupVersionResource{Group: "cmtest.example.com", Version: "v1", Resource: "widgets"}
+// gadgets are a namespaced custom resource of the namespace tests (not
+// "widgets": other tests run `kubectl get widgets` on the shared server).
+var gadgetsGVR = schema.GroupVersionResource{Group: "cmtest.example.com", Version: "v1", Resource: "gadgets"}
+
+const gadgetCRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.cmtest.example.com}
+spec:
+  group: cmtest.example.com
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+`
 
 // TestControllersNamespaceDeletion: deleting a namespace deletes everything
 // in it (pods, ConfigMaps, a custom resource) and then the namespace;
@@ -151,7 +174,7 @@ func TestControllersNamespaceDeletion(t *testing.T) {
 	cs := kubernetes.NewForConfigOrDie(cfg)
 	dyn := dynamic.NewForConfigOrDie(cfg)
 	k := &kubectl{t: t, bin: kubectls(t)["default"], kubeconfig: srv.kubeconfig, cacheDir: t.TempDir()}
-	k.okIn(widgetCRD(widgetsGVR.Group), "apply", "-f", "-")
+	k.okIn(gadgetCRD, "apply", "-f", "-")
 
 	fill := func(ns string) {
 		t.Helper()
@@ -165,10 +188,10 @@ func TestControllersNamespaceDeletion(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		w := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "cmtest.example.com/v1", "kind": "Widget",
+		w := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "cmtest.example.com/v1", "kind": "Gadget",
 			"metadata": map[string]any{"name": "w"}, "spec": map[string]any{"replicas": int64(1)}}}
-		within(t, 15*time.Second, "a widget (the CRD served)", func() error {
-			_, err := dyn.Resource(widgetsGVR).Namespace(ns).Create(ctx, w, metav1.CreateOptions{})
+		within(t, 15*time.Second, "a gadget (the CRD served)", func() error {
+			_, err := dyn.Resource(gadgetsGVR).Namespace(ns).Create(ctx, w, metav1.CreateOptions{})
 			if apierrors.IsAlreadyExists(err) {
 				return nil
 			}
@@ -258,9 +281,9 @@ func left(t *testing.T, cs kubernetes.Interface, dyn dynamic.Interface, ns strin
 	if err != nil || len(cms.Items) > 0 {
 		t.Errorf("configmaps of the deleted namespace %s: %v %d", ns, err, len(cms.Items))
 	}
-	ws, err := dyn.Resource(widgetsGVR).Namespace(ns).List(ctx, metav1.ListOptions{})
-	if err != nil || len(ws.Items) > 0 {
-		t.Errorf("widgets of the deleted namespace %s: %v %d", ns, err, len(ws.Items))
+	gs, err := dyn.Resource(gadgetsGVR).Namespace(ns).List(ctx, metav1.ListOptions{})
+	if err != nil || len(gs.Items) > 0 {
+		t.Errorf("gadgets of the deleted namespace %s: %v %d", ns, err, len(gs.Items))
 	}
 }
 
