@@ -55,7 +55,9 @@ func (w *watchingKubectl) expect(t *testing.T, prefix string) {
 			if strings.HasPrefix(line, prefix) {
 				return
 			}
-			if !strings.HasPrefix(line, "EVENT ") {
+			// kube-root-ca.crt is the root-ca-cert-publisher's, in every
+			// namespace: part of the current state of any ConfigMap watch.
+			if !strings.HasPrefix(line, "EVENT ") && !strings.Contains(line, "kube-root-ca.crt") {
 				t.Fatalf("kubectl -w printed %q while waiting for %q", line, prefix)
 			}
 		case <-timeout:
@@ -81,6 +83,12 @@ func TestKubectlWatch(t *testing.T) {
 		ns := "watch-" + version
 		k.ok("create", "ns", ns)
 		k.ok("create", "cm", "before", "-n", ns, "--from-literal=a=1")
+		// The controller's ConfigMap arrives first, so that it is no change
+		// --watch-only would show.
+		eventually(t, "kube-root-ca.crt in "+ns, func() error {
+			_, err := k.run("", "get", "cm", "kube-root-ca.crt", "-n", ns)
+			return err
+		})
 
 		// get -w: the current state first, then each change.
 		w := k.watch("get", "cm", "-n", ns, "-w", "--output-watch-events")
