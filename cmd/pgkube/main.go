@@ -36,6 +36,10 @@ func main() {
 		err = runTenant(ctx, os.Args[2:], os.Stdout)
 	case "controller-manager":
 		err = runControllerManager(ctx, os.Args[2:])
+	case "scheduler":
+		err = runScheduler(ctx, os.Args[2:])
+	case "agent":
+		err = runAgent(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 		return
@@ -72,6 +76,8 @@ commands:
   tenant      create|list|delete|kubeconfig NAME: logical clusters (tenants)
   controller-manager
               the controllers (namespace, service accounts, ...), as a client of the API server
+  scheduler   places pending pods on nodes, as a client of the API server
+  agent       the node agent: registers nodes and runs the pods bound to them (--runtime simulated|cri)
 `)
 }
 
