@@ -404,6 +404,7 @@ func TestJobSuspendAndDeadline(t *testing.T) {
 		t.Errorf("%d pods left after the deadline", n)
 	}
 	waitFor(t, "events", func() (bool, string) {
-		return hasEvent(rec, "Normal Suspended") && hasEvent(rec, "Normal Resumed") && hasEvent(rec, "Warning DeadlineExceeded"), fmt.Sprint(rec.List())
+		return hasEvent(rec, "Normal Suspended") && hasEvent(rec, "Normal Resumed") && hasEvent(rec, "Warning DeadlineExceeded") &&
+			hasEvent(rec, "Normal SuccessfulDelete Deleted pod: sus-"), fmt.Sprint(rec.List())
 	})
 }

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/utils/ptr"
 )
 
@@ -427,7 +428,7 @@ func (jm *Controller) sync(ctx context.Context, key framework.Key) error {
 	var manageErr error
 	suspendChanged := false
 	if sc.finished != nil {
-		deletedReady, deleted, err := jm.deleteActivePods(ctx, key, sc.active)
+		deletedReady, deleted, err := jm.deleteActivePods(ctx, key, job, sc.active)
 		if deleted != active || !satisfied {
 			sc.finished = nil // wait for the pods to go
 		}
@@ -548,7 +549,7 @@ func (jm *Controller) manage(ctx context.Context, key framework.Key, job *batchv
 	if suspended(job) {
 		rm := podsForRemoval(job, sc.active, int(active))
 		jm.exp.expectDeletions(k, len(rm))
-		ready, removed, err := jm.deleteJobPods(ctx, key, rm)
+		ready, removed, err := jm.deleteJobPods(ctx, key, job, rm)
 		sc.terminating += removed
 		sc.ready -= ready
 		return active - removed, err
@@ -570,7 +571,7 @@ func (jm *Controller) manage(ctx context.Context, key framework.Key, job *batchv
 	}
 	if len(rm) > 0 {
 		jm.exp.expectDeletions(k, len(rm))
-		ready, removed, err := jm.deleteJobPods(ctx, key, rm)
+		ready, removed, err := jm.deleteJobPods(ctx, key, job, rm)
 		sc.terminating += removed
 		sc.ready -= ready
 		return active - removed, err
@@ -700,7 +701,7 @@ func podFromTemplate(job *batchv1.Job, t *corev1.PodTemplateSpec, ix int) *corev
 
 // deleteActivePods deletes pods of a Job that is ending (their finalizers
 // are removed when they are counted).
-func (jm *Controller) deleteActivePods(ctx context.Context, key framework.Key, pods []*corev1.Pod) (ready, deleted int32, err error) {
+func (jm *Controller) deleteActivePods(ctx context.Context, key framework.Key, job *batchv1.Job, pods []*corev1.Pod) (ready, deleted int32, err error) {
 	client := jm.clients.For(key.Cluster).CoreV1().Pods(key.Namespace)
 	var mu sync.Mutex
 	var errs []error
@@ -709,7 +710,7 @@ func (jm *Controller) deleteActivePods(ctx context.Context, key framework.Key, p
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := client.Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
+			err := jm.deletePodOf(ctx, client, job, p)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil && !apierrors.IsNotFound(err) {
@@ -728,7 +729,7 @@ func (jm *Controller) deleteActivePods(ctx context.Context, key framework.Key, p
 
 // deleteJobPods deletes pods a running Job has too many of, first removing
 // their finalizer (they are not counted as failures).
-func (jm *Controller) deleteJobPods(ctx context.Context, key framework.Key, pods []*corev1.Pod) (ready, deleted int32, err error) {
+func (jm *Controller) deleteJobPods(ctx context.Context, key framework.Key, job *batchv1.Job, pods []*corev1.Pod) (ready, deleted int32, err error) {
 	k := key.String()
 	client := jm.clients.For(key.Cluster).CoreV1().Pods(key.Namespace)
 	var mu sync.Mutex
@@ -752,7 +753,7 @@ func (jm *Controller) deleteJobPods(ctx context.Context, key framework.Key, pods
 					return
 				}
 			}
-			if err := client.Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}}); err != nil {
+			if err := jm.deletePodOf(ctx, client, job, p); err != nil {
 				fail(err)
 				if !apierrors.IsNotFound(err) {
 					return
@@ -768,6 +769,20 @@ func (jm *Controller) deleteJobPods(ctx context.Context, key framework.Key, pods
 	}
 	wg.Wait()
 	return ready, deleted, errors.Join(errs...)
+}
+
+// deletePodOf deletes one of job's pods, with the events upstream's pod
+// control records.
+func (jm *Controller) deletePodOf(ctx context.Context, client corev1client.PodInterface, job *batchv1.Job, p *corev1.Pod) error {
+	err := client.Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		jm.recorder.Eventf(job, corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
+	default:
+		jm.recorder.Eventf(job, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %v", p.Name)
+	}
+	return err
 }
 
 // removeFinalizer drops the tracking finalizer from a pod.
