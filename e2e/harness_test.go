@@ -188,7 +188,9 @@ func sharedServer(t testing.TB) *pgkube {
 			t.Fatal(err)
 		}
 		certs, _ := testCerts(t)
-		shared = startUp(t, dir, freePort(t), sharedDatabase(), "--cert-dir", certs)
+		// No scheduler and no node agent on the shared server: its tests
+		// place pods and report their status themselves.
+		shared = startUp(t, dir, freePort(t), sharedDatabase(), "--cert-dir", certs, "--scheduler=false", "--agent=none")
 	}
 	return shared
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/pgkube/pgkube/scheduler"
@@ -119,4 +120,55 @@ func (c *childProcess) loop(ctx context.Context, exe string) {
 		}
 		backoff = min(backoff*2, 30*time.Second)
 	}
+}
+
+// startNodeComponents starts what `pgkube up` runs besides the controller
+// manager: the scheduler, and a node agent with the given runtime for one
+// node named after the host ("none" for no agent); wait returns once they
+// have stopped.
+func startNodeComponents(ctx context.Context, kubeconfig string, withScheduler bool, agentRuntime string, log *slog.Logger) (wait func(), err error) {
+	var waits []func()
+	wait = func() {
+		for _, w := range waits {
+			w()
+		}
+	}
+	if withScheduler {
+		w, err := startChild(ctx, "scheduler", []string{"scheduler", "--kubeconfig", kubeconfig}, log)
+		if err != nil {
+			return wait, err
+		}
+		waits = append(waits, w)
+	}
+	switch agentRuntime {
+	case "none", "":
+	case "simulated", "cri":
+		w, err := startChild(ctx, "agent", []string{"agent", "--kubeconfig", kubeconfig, "--runtime", agentRuntime, "--node-name", hostNodeName()}, log)
+		if err != nil {
+			return wait, err
+		}
+		waits = append(waits, w)
+	default:
+		return wait, fmt.Errorf("--agent %q: want simulated, cri or none", agentRuntime)
+	}
+	return wait, nil
+}
+
+// hostNodeName is the host's name made a valid node name.
+func hostNodeName() string {
+	host, _ := os.Hostname()
+	var b strings.Builder
+	for _, r := range strings.ToLower(host) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '.':
+			b.WriteRune(r)
+		default:
+			b.WriteRune('-')
+		}
+	}
+	name := strings.Trim(b.String(), "-.")
+	if name == "" {
+		name = "node"
+	}
+	return name
 }

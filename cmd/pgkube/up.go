@@ -27,6 +27,8 @@ func runUp(ctx context.Context, args []string) error {
 	serverFlags(fs, &o)
 	dataDir := fs.String("data-dir", defaultDataDir(), "where pgkube keeps its state")
 	withCM := fs.Bool("controller-manager", true, "run the controller manager (pgkube controller-manager) as a child process")
+	withScheduler := fs.Bool("scheduler", true, "run the scheduler (pgkube scheduler) as a child process")
+	agentRuntime := fs.String("agent", "simulated", "run a node agent (pgkube agent) for one node named after the host as a child process, with this runtime: simulated, cri, or none")
 	fs.Parse(args) //nolint:errcheck // ExitOnError
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	o.Log = log
@@ -89,6 +91,10 @@ func runUp(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	waitNodes, err := startNodeComponents(cmCtx, kubeconfig, *withScheduler, *agentRuntime, log)
+	if err != nil {
+		return err
+	}
 	fmt.Printf("pgkube is up at %s\nexport KUBECONFIG=%s\n", clientURL(s.Addr()), kubeconfig)
 	var pgDone <-chan struct{}
 	if pg != nil {
@@ -103,6 +109,7 @@ func runUp(ctx context.Context, args []string) error {
 	// API server still answers.
 	stopCM()
 	waitCM()
+	waitNodes()
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return s.Shutdown(shutdown)
