@@ -409,22 +409,22 @@ func (g *Controller) newMonitor(scope string, ki kindInfo) (*monitor, error) {
 		return nil, err
 	}
 	r := mc.Resource(ki.gvr)
-	// Objects of one cluster's own watch carry no cluster mark: add it.
-	mark := func(o runtime.Object) {}
-	if cluster != "" {
-		mark = func(o runtime.Object) {
-			if m, ok := o.(metav1.Object); ok {
-				a := m.GetAnnotations()
-				if a[framework.ClusterAnnotation] == cluster {
-					return
-				}
-				a2 := make(map[string]string, len(a)+1)
-				for k, v := range a {
-					a2[k] = v
-				}
-				a2[framework.ClusterAnnotation] = cluster
-				m.SetAnnotations(a2)
+	// The collector keeps no managed fields (they are most of the
+	// metadata), and marks the objects of one cluster's own watch with
+	// their cluster, as the wildcard view does.
+	mark := func(o runtime.Object) {
+		m, ok := o.(metav1.Object)
+		if !ok {
+			return
+		}
+		m.SetManagedFields(nil)
+		if a := m.GetAnnotations(); cluster != "" && a[framework.ClusterAnnotation] != cluster {
+			a2 := make(map[string]string, len(a)+1)
+			for k, v := range a {
+				a2[k] = v
 			}
+			a2[framework.ClusterAnnotation] = cluster
+			m.SetAnnotations(a2)
 		}
 	}
 	lw := &cache.ListWatch{
