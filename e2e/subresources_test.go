@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -126,5 +127,68 @@ func TestReplicationControllerScale(t *testing.T) {
 	sc.Spec.Replicas = -1
 	if _, err := cs.CoreV1().ReplicationControllers("rc-scale").UpdateScale(ctx, "rc", sc, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) {
 		t.Fatalf("negative replicas: want Invalid, got %v", err)
+	}
+}
+
+// TestStatusWritesAndMetadata: as upstream, a built-in kind's status write
+// may change annotations (controllers record state there) but not what the
+// kind's status strategy resets: a Deployment's labels, a Pod's owners;
+// and never the spec.
+func TestStatusWritesAndMetadata(t *testing.T) {
+	srv := sharedServer(t)
+	ctx := context.Background()
+	cs := kubernetes.NewForConfigOrDie(restConfig(t, srv, false))
+	namespace(t, cs, "status-meta")
+	labels := map[string]string{"app": "s"}
+	d, err := cs.AppsV1().Deployments("status-meta").Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "d", Labels: map[string]string{"keep": "me"}},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](0), Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d, err = cs.AppsV1().Deployments("status-meta").Get(ctx, "d", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		d.Annotations = map[string]string{"noted": "by-status"}
+		d.Labels = map[string]string{"changed": "by-status"}
+		d.Spec.Replicas = ptr.To[int32](7)
+		_, err = cs.AppsV1().Deployments("status-meta").UpdateStatus(ctx, d, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := cs.AppsV1().Deployments("status-meta").Get(ctx, "d", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Annotations["noted"] != "by-status" || got.Labels["keep"] != "me" || got.Labels["changed"] != "" || *got.Spec.Replicas != 0 {
+		t.Errorf("after a status write: annotations %v labels %v replicas %d; want the annotation, the old labels, the old spec",
+			got.Annotations, got.Labels, *got.Spec.Replicas)
+	}
+
+	// A real owner, so that the garbage collector leaves the pod alone.
+	o, err := cs.CoreV1().ConfigMaps("status-meta").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "o"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: "o", UID: o.UID}
+	p, err := cs.CoreV1().Pods("status-meta").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", OwnerReferences: []metav1.OwnerReference{owner}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.OwnerReferences = nil
+	p.Annotations = map[string]string{"kubelet": "was-here"}
+	if p, err = cs.CoreV1().Pods("status-meta").UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.OwnerReferences) != 1 || p.Annotations["kubelet"] != "was-here" {
+		t.Errorf("after a pod status write: owners %v annotations %v; want the owner kept and the annotation", p.OwnerReferences, p.Annotations)
 	}
 }

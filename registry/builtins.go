@@ -58,7 +58,7 @@ func builtins() []*Resource {
 		// apps/v1
 		{Group: "apps", Version: "v1", Resource: "deployments", Kind: "Deployment", Namespaced: true,
 			ShortNames: []string{"deploy"}, Categories: all, Status: true, Generation: true, Scale: &ScaleInfo{},
-			Immutable: []string{"spec.selector"}},
+			Immutable: []string{"spec.selector"}, Prepare: prepareDeployment},
 		{Group: "apps", Version: "v1", Resource: "replicasets", Kind: "ReplicaSet", Namespaced: true,
 			ShortNames: []string{"rs"}, Categories: all, Status: true, Generation: true, Scale: &ScaleInfo{},
 			Immutable: []string{"spec.selector"}, Fields: replicasFields},

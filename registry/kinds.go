@@ -23,6 +23,17 @@ func preparePod(obj, old runtime.Object, subresource string) {
 	if old == nil {
 		p.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(&p.Spec)}
 	}
+	if subresource == "status" {
+		// Upstream keeps pods/status writers (kubelets) off the owners.
+		p.OwnerReferences = old.(*corev1.Pod).OwnerReferences
+	}
+}
+
+// prepareDeployment: a Deployment's status writer may not change its labels.
+func prepareDeployment(obj, old runtime.Object, subresource string) {
+	if subresource == "status" {
+		obj.(*appsv1.Deployment).Labels = old.(*appsv1.Deployment).Labels
+	}
 }
 
 // qosClass follows the rules the seed notes describe: no requests or limits

@@ -308,11 +308,16 @@ func (s *Server) prepareUpdate(c *call, obj, cur runtime.Object) error {
 	if c.res.Status {
 		if c.ri.Subresource == "status" {
 			registry.CopySpec(obj, cur)
-			// Status writers may not touch metadata a user owns.
-			m.SetLabels(om.GetLabels())
-			m.SetAnnotations(om.GetAnnotations())
-			m.SetFinalizers(om.GetFinalizers())
-			m.SetOwnerReferences(om.GetOwnerReferences())
+			if c.res.CRD != "" {
+				// A custom resource's status write changes only its
+				// status, as upstream; built-in kinds' status writes may
+				// also change metadata, but for what their kind's
+				// Prepare resets (a Deployment's labels, a Pod's owners).
+				m.SetLabels(om.GetLabels())
+				m.SetAnnotations(om.GetAnnotations())
+				m.SetFinalizers(om.GetFinalizers())
+				m.SetOwnerReferences(om.GetOwnerReferences())
+			}
 		} else if c.ri.Subresource == "" {
 			registry.CopyStatus(obj, cur)
 		}
