@@ -37,7 +37,7 @@ func builtins() []*Resource {
 		{Version: "v1", Resource: "serviceaccounts", Kind: "ServiceAccount", Namespaced: true, ShortNames: []string{"sa"},
 			Subresources: []string{"token"}},
 		{Version: "v1", Resource: "events", Kind: "Event", Namespaced: true, ShortNames: []string{"ev"}, Fields: eventFields,
-			NameRule: lenientName},
+			NameRule: lenientName, GC: NoGarbageCollection},
 		{Version: "v1", Resource: "nodes", Kind: "Node", ShortNames: []string{"no"}, Status: true, KeepStatusOnCreate: true,
 			Fields: nodeFields},
 		{Version: "v1", Resource: "namespaces", Kind: "Namespace", ShortNames: []string{"ns"}, Status: true,
@@ -45,7 +45,7 @@ func builtins() []*Resource {
 			Deleting: namespaceTerminating, Subresources: []string{"finalize"}},
 		{Version: "v1", Resource: "replicationcontrollers", Kind: "ReplicationController", Namespaced: true,
 			ShortNames: []string{"rc"}, Categories: all, Status: true, Generation: true,
-			Scale: &ScaleInfo{SelectorIsMap: true}, Fields: replicasFields},
+			Scale: &ScaleInfo{SelectorIsMap: true}, Fields: replicasFields, GC: OrphanDependents},
 		{Version: "v1", Resource: "persistentvolumes", Kind: "PersistentVolume", ShortNames: []string{"pv"}, Status: true,
 			Prepare: preparePV},
 		{Version: "v1", Resource: "persistentvolumeclaims", Kind: "PersistentVolumeClaim", Namespaced: true,
@@ -73,7 +73,7 @@ func builtins() []*Resource {
 
 		// batch/v1
 		{Group: "batch", Version: "v1", Resource: "jobs", Kind: "Job", Namespaced: true, Categories: all,
-			Status: true, Generation: true, Fields: jobFields,
+			Status: true, Generation: true, Fields: jobFields, GC: OrphanDependents, OrphanWarning: jobOrphanWarning,
 			Immutable: []string{"spec.selector", "spec.completionMode", "spec.podFailurePolicy"}},
 		{Group: "batch", Version: "v1", Resource: "cronjobs", Kind: "CronJob", Namespaced: true, ShortNames: []string{"cj"},
 			Categories: all, Status: true, Generation: true},
@@ -84,7 +84,7 @@ func builtins() []*Resource {
 		{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices", Kind: "EndpointSlice", Namespaced: true},
 		{Group: "events.k8s.io", Version: "v1", Resource: "events", Kind: "Event", Namespaced: true, ShortNames: []string{"ev"},
 			StorageResource: "/events", ToStorage: eventToCore, FromStorage: eventFromCore, Fields: eventFields,
-			NameRule: lenientName},
+			NameRule: lenientName, GC: NoGarbageCollection},
 		{Group: "networking.k8s.io", Version: "v1", Resource: "ingresses", Kind: "Ingress", Namespaced: true,
 			ShortNames: []string{"ing"}, Status: true, Generation: true},
 		{Group: "networking.k8s.io", Version: "v1", Resource: "ingressclasses", Kind: "IngressClass"},
@@ -181,3 +181,7 @@ func eventFields(obj runtime.Object) map[string]string {
 		"type":                           e.Type,
 	}
 }
+
+// jobOrphanWarning is upstream's warning for a Job deleted with no policy.
+const jobOrphanWarning = "child pods are preserved by default when jobs are deleted; " +
+	"set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning"

@@ -62,6 +62,11 @@ type Resource struct {
 	// GracefulDelete decides whether a delete only marks the object with a
 	// deletionTimestamp for its owner (the node agent) to finish.
 	GracefulDelete func(obj runtime.Object, requested *int64) (graceful bool, seconds int64)
+	// GC is what a delete that names no propagation policy does with the
+	// object's dependents.
+	GC GCPolicy
+	// OrphanWarning warns a delete that orphans by default without asking.
+	OrphanWarning string
 	// Deleting adjusts an object marked for deletion (a namespace turns
 	// Terminating).
 	Deleting func(obj runtime.Object)
@@ -351,3 +356,17 @@ func both(a, b func(obj, old runtime.Object) field.ErrorList) func(obj, old runt
 	}
 	return func(obj, old runtime.Object) field.ErrorList { return append(a(obj, old), b(obj, old)...) }
 }
+
+// GCPolicy is a kind's default for the garbage collector.
+type GCPolicy int
+
+const (
+	// DeleteDependents (the default): dependents go, in the background
+	// unless the delete asks for the foreground.
+	DeleteDependents GCPolicy = iota
+	// OrphanDependents: kept for backward compatibility by core/v1
+	// ReplicationControllers and batch/v1 Jobs.
+	OrphanDependents
+	// NoGarbageCollection: events never get the collector's finalizers.
+	NoGarbageCollection
+)

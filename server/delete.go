@@ -4,16 +4,19 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/pgkube/pgkube/admission"
+	"github.com/pgkube/pgkube/registry"
 	"github.com/pgkube/pgkube/storage"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 // deleteOptions reads DeleteOptions from the body (any media type) or the
@@ -52,6 +55,10 @@ func (s *Server) deleteOptions(c *call) (*metav1.DeleteOptions, error) {
 		b := isTrue(v)
 		opts.OrphanDependents = &b
 	}
+	if opts.PropagationPolicy != nil && opts.OrphanDependents != nil {
+		return nil, apierrors.NewInvalid(schema.GroupKind{Kind: "DeleteOptions"}, "", field.ErrorList{field.Invalid(
+			field.NewPath("propagationPolicy"), *opts.PropagationPolicy, "orphanDependents and deletionPropagation cannot be both set")})
+	}
 	if opts.PropagationPolicy != nil {
 		switch *opts.PropagationPolicy {
 		case metav1.DeletePropagationBackground, metav1.DeletePropagationForeground, metav1.DeletePropagationOrphan:
@@ -76,6 +83,9 @@ func (s *Server) delete(c *call) error {
 	opts, err := s.deleteOptions(c)
 	if err != nil {
 		return err
+	}
+	if c.res.OrphanWarning != "" && opts.PropagationPolicy == nil && opts.OrphanDependents == nil {
+		c.warnings = append(c.warnings, c.res.OrphanWarning)
 	}
 	if len(opts.DryRun) > 0 {
 		c.r.URL.RawQuery += "&dryRun=All"
@@ -125,10 +135,24 @@ func (s *Server) deleteOne(c *call, namespace, name string, opts *metav1.DeleteO
 		if c.res.GracefulDelete != nil {
 			graceful, seconds = c.res.GracefulDelete(cur, opts.GracePeriodSeconds)
 		}
-		finalizers := withPropagationFinalizer(nm.GetFinalizers(), opts)
+		finalizers, changed := gcFinalizers(c.res.GC, nm.GetFinalizers(), opts)
 		if len(finalizers) > 0 || graceful || c.res.HoldsDeletion(cur) {
 			if nm.GetDeletionTimestamp() != nil && !graceful {
-				return cur, false, nil // already being deleted
+				if !changed {
+					return cur, false, nil // already being deleted
+				}
+				// Being deleted already: a new policy still changes what
+				// the garbage collector does, as upstream.
+				nm.SetFinalizers(finalizers)
+				written, err := s.store(c, next, cur, storage.Update, stored.RV)
+				if errors.Is(err, storage.ErrConflict) && attempt < 16 {
+					continue
+				}
+				if err != nil || written.Data == nil {
+					return next, false, err
+				}
+				obj, err := s.fromStorage(c.res, written.Data)
+				return obj, false, err
 			}
 			now := metav1.NewTime(time.Now().Truncate(time.Second))
 			if graceful {
@@ -180,27 +204,55 @@ func (s *Server) deleteOne(c *call, namespace, name string, opts *metav1.DeleteO
 	}
 }
 
-// withPropagationFinalizer adds the garbage collector's finalizer for
-// foreground and orphan deletion, as upstream does.
-func withPropagationFinalizer(finalizers []string, opts *metav1.DeleteOptions) []string {
-	add := ""
-	switch {
-	case opts.PropagationPolicy != nil && *opts.PropagationPolicy == metav1.DeletePropagationForeground:
-		add = metav1.FinalizerDeleteDependents
-	case opts.PropagationPolicy != nil && *opts.PropagationPolicy == metav1.DeletePropagationOrphan,
-		opts.PropagationPolicy == nil && opts.OrphanDependents != nil && *opts.OrphanDependents:
-		add = metav1.FinalizerOrphanDependents
+// gcFinalizers is upstream's choice of the garbage collector's finalizers
+// for a delete: the request's policy replaces whichever of the two the
+// object had; without one, a finalizer already there stands; without that,
+// the kind's default. changed tells whether the list differs.
+func gcFinalizers(policy registry.GCPolicy, finalizers []string, opts *metav1.DeleteOptions) (out []string, changed bool) {
+	if policy == registry.NoGarbageCollection {
+		return finalizers, false
 	}
-	out := append([]string{}, finalizers...)
-	if add != "" {
-		for _, f := range out {
-			if f == add {
-				return out
+	orphan, foreground := policy == registry.OrphanDependents, false
+	had := ""
+	for _, f := range finalizers {
+		if f == metav1.FinalizerOrphanDependents || f == metav1.FinalizerDeleteDependents {
+			if had == "" {
+				had = f
 			}
+			continue
 		}
-		out = append(out, add)
+		out = append(out, f)
 	}
-	return out
+	switch {
+	case opts.OrphanDependents != nil:
+		orphan, foreground = *opts.OrphanDependents, false
+	case opts.PropagationPolicy != nil:
+		orphan = *opts.PropagationPolicy == metav1.DeletePropagationOrphan
+		foreground = *opts.PropagationPolicy == metav1.DeletePropagationForeground
+	case had != "":
+		orphan, foreground = had == metav1.FinalizerOrphanDependents, had == metav1.FinalizerDeleteDependents
+	}
+	if orphan {
+		out = append(out, metav1.FinalizerOrphanDependents)
+	}
+	if foreground {
+		out = append(out, metav1.FinalizerDeleteDependents)
+	}
+	return out, !sameSet(out, finalizers)
+}
+
+func sameSet(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) deleteCollection(c *call) error {
