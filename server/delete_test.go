@@ -12,7 +12,9 @@ import (
 // chooses them.
 func TestGCFinalizers(t *testing.T) {
 	const orphan, fg = metav1.FinalizerOrphanDependents, metav1.FinalizerDeleteDependents
-	policy := func(p metav1.DeletionPropagation) *metav1.DeleteOptions { return &metav1.DeleteOptions{PropagationPolicy: &p} }
+	policy := func(p metav1.DeletionPropagation) *metav1.DeleteOptions {
+		return &metav1.DeleteOptions{PropagationPolicy: &p}
+	}
 	yes := true
 	cases := []struct {
 		name   string
