@@ -478,12 +478,16 @@ func (a *Agent) sync(ctx context.Context, k framework.Key) error {
 			return err
 		}
 		a.record(ns, pod, rs.Events)
-		st := apiStatus(pod, &node, rs, done)
+		if !done {
+			// The containers are stopping. (A kubelet reports them
+			// meanwhile; pgkube's API server would take a status write to
+			// a terminating pod as the end of its deletion, see the
+			// report, so the status waits for the end.)
+			return nil
+		}
+		st := apiStatus(pod, &node, rs, true)
 		if err := a.writeStatus(ctx, k, pod, &st); err != nil && !apierrors.IsNotFound(err) {
 			return err
-		}
-		if !done {
-			return nil
 		}
 		zero := int64(0)
 		uid := pod.UID
