@@ -17,6 +17,7 @@ import (
 	"github.com/pgkube/pgkube/internal/pgtest"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
@@ -24,9 +25,10 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// ctlJobServer is a pgkube up of its own whose controller manager replaces
-// failed pods after 1s (doubling) instead of 10s and reads its clock offset
-// from the returned file (see controllers/testclock).
+// ctlJobServer is a pgkube up of its own (without scheduler and node
+// agent) whose controller manager replaces failed pods after 1s (doubling)
+// instead of 10s and reads its clock offset from the returned file (see
+// controllers/testclock).
 func ctlJobServer(t *testing.T) (kubernetes.Interface, string) {
 	t.Helper()
 	dir := tempDir(t)
@@ -34,7 +36,8 @@ func ctlJobServer(t *testing.T) (kubernetes.Interface, string) {
 	t.Setenv("PGKUBE_JOB_BACKOFF_BASE", "1s")
 	t.Setenv("PGKUBE_TEST_CLOCK_FILE", clockFile)
 	certs, _ := testCerts(t)
-	p := startUp(t, dir, freePort(t), pgtest.NewDatabase(t), "--cert-dir", certs)
+	// No scheduler and no node agent: the test reports pod status itself.
+	p := startUp(t, dir, freePort(t), pgtest.NewDatabase(t), "--cert-dir", certs, "--scheduler=false", "--agent=none")
 	t.Cleanup(func() {
 		if err := p.stop(); err != nil {
 			t.Error(err)
@@ -242,7 +245,13 @@ func TestControllersJob(t *testing.T) {
 			ctlWait(t, wait, fmt.Sprintf("pod %d", i+1), func() error {
 				act := ctlActivePods(t, cs, ns, "flaky")
 				if len(act) != 1 || failed[act[0].Name] {
-					return fmt.Errorf("%d active", len(act))
+					l, _ := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+					var st []string
+					for _, p := range l.Items {
+						st = append(st, fmt.Sprintf("%s %s rv=%s fin=%v del=%v", p.Name, p.Status.Phase, p.ResourceVersion, p.Finalizers, p.DeletionTimestamp))
+					}
+					j, _ := cs.BatchV1().Jobs(ns).Get(ctx, "flaky", metav1.GetOptions{})
+					return fmt.Errorf("%d active; pods %v; job %s %+v", len(act), st, ctlConditions(j), j.Status)
 				}
 				p = act[0]
 				return nil
@@ -335,22 +344,25 @@ func TestControllersJob(t *testing.T) {
 		})
 	})
 
+	// The manager's clock: real time plus what the file says.
+	var offset time.Duration
+	setOffset := func(t *testing.T, d time.Duration) {
+		t.Helper()
+		if err := os.WriteFile(clockFile+".tmp", []byte(d.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(clockFile+".tmp", clockFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	t.Run("cronjob every minute with a controllable clock", func(t *testing.T) {
 		const ns = "ctl-cronjob"
 		namespace(t, cs, ns)
-		offset := 10 * time.Minute
-		setOffset := func(d time.Duration) {
-			t.Helper()
-			if err := os.WriteFile(clockFile+".tmp", []byte(d.String()), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Rename(clockFile+".tmp", clockFile); err != nil {
-				t.Fatal(err)
-			}
-		}
+		offset = 10 * time.Minute
 		// The manager's clock runs ten minutes ahead: the CronJob, created
 		// now, missed ten starts and runs the latest at once.
-		setOffset(offset)
+		setOffset(t, offset)
 		cj := &batchv1.CronJob{
 			ObjectMeta: metav1.ObjectMeta{Name: "tick"},
 			Spec: batchv1.CronJobSpec{Schedule: "*/1 * * * *", ConcurrencyPolicy: batchv1.AllowConcurrent,
@@ -437,7 +449,7 @@ func TestControllersJob(t *testing.T) {
 		// A minute later (for the manager): the next one, the first still
 		// running (Allow).
 		offset += time.Minute
-		setOffset(offset)
+		setOffset(t, offset)
 		ctlWait(t, wait, "second job", func() error {
 			js, err := jobs()
 			if err != nil {
@@ -463,7 +475,7 @@ func TestControllersJob(t *testing.T) {
 			t.Fatal(err)
 		}
 		offset += time.Minute
-		setOffset(offset)
+		setOffset(t, offset)
 		ctlWait(t, wait, "JobAlreadyActive event", func() error {
 			if ev := ctlEvents(t, cs, ns, "CronJob", "tick"); !strings.Contains(ev, "JobAlreadyActive") {
 				return fmt.Errorf("events:\n%s", ev)
@@ -486,7 +498,7 @@ func TestControllersJob(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 		offset += 2 * time.Minute
-		setOffset(offset)
+		setOffset(t, offset)
 		time.Sleep(3 * time.Second)
 		if after, err := jobs(); err != nil || len(after) != len(before) {
 			t.Errorf("suspended: %d jobs before, %d after (%v)", len(before), len(after), err)
@@ -498,5 +510,53 @@ func TestControllersJob(t *testing.T) {
 			}
 			return nil
 		})
+	})
+	t.Run("ttlSecondsAfterFinished", func(t *testing.T) {
+		const ns = "ctl-job-ttl"
+		namespace(t, cs, ns)
+		j := ctlJob("short-lived", 1, 1, 0)
+		j.Spec.TTLSecondsAfterFinished = ptr.To[int32](3600)
+		if _, err := cs.BatchV1().Jobs(ns).Create(ctx, j, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var act []corev1.Pod
+		ctlWait(t, wait, "pod", func() error {
+			if act = ctlActivePods(t, cs, ns, "short-lived"); len(act) != 1 {
+				return fmt.Errorf("%d active", len(act))
+			}
+			return nil
+		})
+		ctlPodStatus(t, cs, ns, act[0].Name, ctlFinish(0))
+		gone := func() error {
+			j, err := cs.BatchV1().Jobs(ns).Get(ctx, "short-lived", metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if j.DeletionTimestamp == nil {
+				return fmt.Errorf("not deleted; %s", ctlConditions(j))
+			}
+			return nil // foreground deletion under way
+		}
+		ctlWait(t, wait, "complete", func() error {
+			j, err := cs.BatchV1().Jobs(ns).Get(ctx, "short-lived", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(ctlConditions(j), "Complete/") {
+				return fmt.Errorf("%s", ctlConditions(j))
+			}
+			return nil
+		})
+		time.Sleep(2 * time.Second)
+		if gone() == nil {
+			t.Fatal("deleted long before its TTL")
+		}
+		// An hour later, for the manager.
+		offset += time.Hour
+		setOffset(t, offset)
+		ctlWait(t, wait, "deleted after its TTL", gone)
 	})
 }
