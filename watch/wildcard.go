@@ -216,13 +216,20 @@ func (f *wildFeed) catchUp(ctx context.Context) {
 			moved = append(moved, c)
 		}
 	}
+	removed := false
 	for name := range pos {
 		if !seen[name] {
-			delete(pos, name) // removed: nothing more will come from it
-			f.state.moved = true
+			removed = true
 		}
 	}
 	f.h.wildMu.Unlock()
+	if removed {
+		// A removed cluster's rows are gone with it, deletions
+		// included: watchers learn by listing again (410), as after
+		// compaction, and their caches lose its objects.
+		f.expire(rvs)
+		return
+	}
 	sort.Strings(resources)
 	for _, c := range moved {
 		f.h.wildMu.Lock()

@@ -2,6 +2,7 @@ package watch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -137,5 +138,37 @@ func TestWatchAllJoinersMissNothing(t *testing.T) {
 			t.Errorf("joiner %d got %v", i, evs[0].Name)
 		}
 		w.Stop()
+	}
+}
+
+// When a cluster is removed, wildcard watchers end with ErrCompacted (410
+// for clients): the removed rows, deletions included, cannot be replayed,
+// and a fresh list drops the cluster's objects from their caches.
+func TestWatchAllEndsWhenAClusterGoes(t *testing.T) {
+	e := newEnv(t, pgtest.NewDatabase(t), Options{CatchUp: 10 * time.Millisecond})
+	ctx := context.Background()
+	if err := e.store.EnsureCluster(ctx, "doomed"); err != nil {
+		t.Fatal(err)
+	}
+	e.writeIn(t, "doomed", "/cm", "x")
+	w, err := e.hub.WatchAll(ctx, "/cm", "", nil, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	next(t, w, 1)
+	if err := e.store.RemoveCluster(ctx, "doomed"); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		_, err := w.Next(cctx)
+		if errors.Is(err, storage.ErrCompacted) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("watcher ended with %v, want ErrCompacted", err)
+		}
 	}
 }
