@@ -369,6 +369,11 @@ func TestControllersGarbageCollectorCustomResources(t *testing.T) {
 			if _, err := crds.Create(ctx, crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 				t.Fatal(err)
 			}
+			// Other tests on the shared server run `kubectl get widgets`
+			// and `kubectl get all`: leave no second widgets kind behind.
+			t.Cleanup(func() {
+				crds.Delete(context.Background(), crd.GetName(), metav1.DeleteOptions{}) //nolint:errcheck
+			})
 			const ns = "gc-crd-e2e"
 			namespace(t, cs, ns)
 			widgets := dyn.Resource(gcWidgets).Namespace(ns)
