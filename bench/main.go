@@ -83,6 +83,12 @@ type config struct {
 	tenantRounds       int           // rounds, each alone and flooded
 	tenantFloodWorkers int           // the noisy tenant's workers
 	tenantIdleWait     time.Duration // 0: no idle phase
+	// The controllers section (bench/controllers.go).
+	controllers, controllersOnly bool
+	controllersReplicas          int
+	controllersDeployments       int
+	controllersPerDeployment     int
+	controllersNodes             int
 }
 
 func main() {
@@ -129,12 +135,25 @@ func main() {
 	flag.IntVar(&c.tenantFloodWorkers, "tenant-flood-workers", 16, "closed-loop workers of the flooding tenant")
 	flag.DurationVar(&c.tenantIdleWait, "tenant-idle-wait", 0, "if set, wait up to this long for idle tenants' feeds to stop "+
 		"(5 min after their last request, checked every minute: 7m is enough) and measure the server again")
+	flag.BoolVar(&c.controllers, "controllers", true, "run the controllers section after the others")
+	flag.BoolVar(&c.controllersOnly, "controllers-only", false, "run only the controllers section")
+	flag.IntVar(&c.controllersReplicas, "controllers-replicas", 1000, "replicas of the controllers section's big Deployment")
+	flag.IntVar(&c.controllersDeployments, "controllers-deployments", 100, "Deployments rolling out at once in the controllers section")
+	flag.IntVar(&c.controllersPerDeployment, "controllers-deployment-replicas", 5, "replicas of each rolling Deployment")
+	flag.IntVar(&c.controllersNodes, "controllers-nodes", 20, "simulated nodes of the controllers section")
 	flag.Parse()
 	if c.admissionOnly {
-		c.admission, c.rbac, c.watch, c.tenants = true, false, false, false
+		c.admission, c.rbac, c.watch, c.tenants, c.controllers = true, false, false, false, false
 	}
 	if c.tenantsOnly {
-		c.tenants, c.rbac, c.watch, c.admission = true, false, false, false
+		c.tenants, c.rbac, c.watch, c.admission, c.controllers = true, false, false, false, false
+	}
+	if c.controllersOnly {
+		c.controllers, c.tenants, c.rbac, c.watch, c.admission = true, false, false, false, false
+	}
+	if c.controllers && (c.controllersReplicas < 1 || c.controllersDeployments < 1 || c.controllersPerDeployment < 1 || c.controllersNodes < 1) {
+		fmt.Fprintln(os.Stderr, "bench: the controllers flags must be positive")
+		os.Exit(2)
 	}
 	if c.objects < 1 || c.workers < 1 || c.listRuns < 1 || c.pageSize < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -objects, -workers, -list-runs and -page-size must be positive")
@@ -262,7 +281,7 @@ func run(ctx context.Context, c config) (err error) {
 	}
 
 	var res results
-	if !c.admissionOnly && !c.tenantsOnly {
+	if !c.admissionOnly && !c.tenantsOnly && !c.controllersOnly {
 		cpuBefore := readCPU(api.pid(), mem)
 		var loadErr error
 		res, loadErr = runLoad(ctx, c, api)
@@ -329,6 +348,17 @@ func run(ctx context.Context, c config) (err error) {
 		}
 		printTenantsReport(os.Stdout, c, at, tres, readCPU(api.pid(), mem).sub(before))
 	}
+	var cres controllersResults
+	if c.controllers {
+		at := machine
+		at.load = loadAvg()
+		var controllersErr error
+		cres, controllersErr = runControllers(ctx, c, api, bin, tmp)
+		if controllersErr != nil {
+			return fmt.Errorf("controllers section: %w", controllersErr)
+		}
+		printControllersReport(os.Stdout, c, at, cres)
+	}
 	if prof != nil {
 		fmt.Printf("\nperf profile: %s (e.g. perf report -i %s --no-children --comms pgkube,postgres --sort comm,dso,sym)\n",
 			c.perfOut, c.perfOut)
@@ -344,6 +374,9 @@ func run(ctx context.Context, c config) (err error) {
 	}
 	if n := ares.failed(); n > 0 {
 		return fmt.Errorf("%d admission section creates failed; the admission figures above do not describe a working server", n)
+	}
+	if n := cres.failed(); n > 0 {
+		return fmt.Errorf("%d controllers section patches failed; the controller figures above do not describe a working cluster", n)
 	}
 	if n := tres.failed(); n > 0 {
 		return fmt.Errorf("%d tenants section requests failed; the tenant figures above do not describe a working server", n)
