@@ -120,10 +120,6 @@ func (e *Controller) sync(ctx context.Context, key framework.Key) error {
 	if svc.Spec.Type == corev1.ServiceTypeExternalName || svc.Spec.Selector == nil {
 		return nil
 	}
-	pods := endpointutil.PodsOf(e.pods, svc)
-	trigger := e.triggers.Compute(key, svc, pods)
-	subsets, ready, notReady := Subsets(svc, pods)
-
 	cur, err := e.endpoints.Get(key.Cluster, key.Namespace, key.Name)
 	create := false
 	switch {
@@ -135,7 +131,11 @@ func (e *Controller) sync(ctx context.Context, key framework.Key) error {
 	case e.stale.IsStale(key, e.cachedEndpoints):
 		return fmt.Errorf("endpoints %s: cache has not yet seen the last write", key)
 	}
+	pods := endpointutil.PodsOf(e.pods, svc)
+	trigger, commit := e.triggers.Compute(key, svc, pods)
+	subsets, ready, notReady := Subsets(svc, pods)
 	if !create && UpToDate(cur, svc, subsets) {
+		commit()
 		return nil
 	}
 	next := cur.DeepCopy()
@@ -182,5 +182,6 @@ func (e *Controller) sync(ctx context.Context, key framework.Key) error {
 		return err
 	}
 	e.stale.Wrote(key, written)
+	commit()
 	return nil
 }

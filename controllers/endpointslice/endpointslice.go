@@ -172,7 +172,7 @@ func (e *Controller) sync(ctx context.Context, key framework.Key) error {
 		return fmt.Errorf("endpointslices of %s: cache has not yet seen the last writes", key)
 	}
 	pods := endpointutil.PodsOf(e.pods, svc)
-	trigger := e.triggers.Compute(key, svc, pods)
+	trigger, commit := e.triggers.Compute(key, svc, pods)
 	desired := Compute(svc, pods, func(name string) (*corev1.Node, bool) {
 		n, err := e.nodes.Get(key.Cluster, "", name)
 		return n, err == nil
@@ -228,6 +228,9 @@ func (e *Controller) sync(ctx context.Context, key framework.Key) error {
 	}
 	if n := len(plan.Create) + len(plan.Update) + len(plan.Delete); n > 0 {
 		logger.V(4).Info("Wrote EndpointSlices", "service", key.String(), "created", len(plan.Create), "updated", len(plan.Update), "deleted", len(plan.Delete))
+	}
+	if len(errs) == 0 {
+		commit()
 	}
 	if len(errs) > 0 {
 		e.recorder.Eventf(svc.DeepCopy(), corev1.EventTypeWarning, "FailedToUpdateEndpointSlices", "Error updating Endpoint Slices for Service %s/%s: %v", svc.Namespace, svc.Name, errs[0])

@@ -265,13 +265,15 @@ func NewTriggerTimes() *TriggerTimes {
 	return &TriggerTimes{states: map[framework.Key]triggerState{}}
 }
 
-// Compute is the trigger time of this sync (zero: nothing new) and
-// remembers the state it saw. The first sync of a Service answers its
-// creation time.
-func (t *TriggerTimes) Compute(key framework.Key, svc *corev1.Service, pods []*corev1.Pod) time.Time {
+// Compute is the trigger time of this sync (zero: nothing new since the
+// last committed one); the first sync of a Service answers its creation
+// time. The state it saw is remembered when commit is called, once the
+// sync wrote what it computed (or had nothing to write): a sync that fails
+// and is retried reports the same time again.
+func (t *TriggerTimes) Compute(key framework.Key, svc *corev1.Service, pods []*corev1.Pod) (trigger time.Time, commit func()) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	prev, known := t.states[key]
+	t.mu.Unlock()
 	var earliest time.Time
 	take := func(x time.Time) {
 		if earliest.IsZero() || x.Before(earliest) {
@@ -292,11 +294,15 @@ func (t *TriggerTimes) Compute(key framework.Key, svc *corev1.Service, pods []*c
 	if next.service.After(prev.service) {
 		take(next.service)
 	}
-	t.states[key] = next
-	if !known {
-		return svc.CreationTimestamp.Time
+	commit = func() {
+		t.mu.Lock()
+		t.states[key] = next
+		t.mu.Unlock()
 	}
-	return earliest
+	if !known {
+		return svc.CreationTimestamp.Time, commit
+	}
+	return earliest, commit
 }
 
 // Forget drops a deleted Service.

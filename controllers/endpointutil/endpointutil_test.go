@@ -84,19 +84,33 @@ func TestTriggerTimes(t *testing.T) {
 	}
 	tt := NewTriggerTimes()
 	k := framework.Key{Cluster: "c", Namespace: "ns", Name: "s"}
-	if got := tt.Compute(k, svc, []*corev1.Pod{pod("a", t0.Add(time.Minute))}); !got.Equal(t0) {
+	got, commit := tt.Compute(k, svc, []*corev1.Pod{pod("a", t0.Add(time.Minute))})
+	if !got.Equal(t0) {
 		t.Errorf("first sync: %v, want the service's creation", got)
 	}
-	if got := tt.Compute(k, svc, []*corev1.Pod{pod("a", t0.Add(time.Minute))}); !got.IsZero() {
+	commit()
+	if got, commit := tt.Compute(k, svc, []*corev1.Pod{pod("a", t0.Add(time.Minute))}); !got.IsZero() {
 		t.Errorf("nothing new: %v", got)
+	} else {
+		commit()
 	}
-	if got := tt.Compute(k, svc, []*corev1.Pod{pod("a", t0.Add(3*time.Minute)), pod("b", t0.Add(2*time.Minute))}); !got.Equal(t0.Add(2 * time.Minute)) {
+	pods := []*corev1.Pod{pod("a", t0.Add(3*time.Minute)), pod("b", t0.Add(2*time.Minute))}
+	if got, _ := tt.Compute(k, svc, pods); !got.Equal(t0.Add(2 * time.Minute)) {
 		t.Errorf("two changes: %v, want the earliest", got)
+	}
+	// Not committed (the write failed): the retry says the same.
+	got, commit = tt.Compute(k, svc, pods)
+	if !got.Equal(t0.Add(2 * time.Minute)) {
+		t.Errorf("retry: %v", got)
+	}
+	commit()
+	if got, _ := tt.Compute(k, svc, pods); !got.IsZero() {
+		t.Errorf("after the commit: %v", got)
 	}
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Add(1)
-		go func() { defer wg.Done(); tt.Compute(k, svc, nil) }()
+		go func() { defer wg.Done(); _, c := tt.Compute(k, svc, nil); c() }()
 	}
 	wg.Wait()
 }
