@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -596,5 +597,108 @@ func BenchmarkSchedule100Nodes(b *testing.B) {
 			b.Fatal("not placed")
 		}
 		c.assume(pi, n.key)
+	}
+}
+
+// fakeVolumes is a volumeLister over fixed objects of the root cluster.
+type fakeVolumes struct {
+	pvcs    []*corev1.PersistentVolumeClaim
+	pvs     []*corev1.PersistentVolume
+	classes []*storagev1.StorageClass
+}
+
+func (f fakeVolumes) PVC(_, ns, name string) *corev1.PersistentVolumeClaim {
+	for _, p := range f.pvcs {
+		if p.Namespace == ns && p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+func (f fakeVolumes) PV(_, name string) *corev1.PersistentVolume {
+	for _, p := range f.pvs {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+func (f fakeVolumes) PVs(string) []*corev1.PersistentVolume { return f.pvs }
+
+func (f fakeVolumes) StorageClass(_, name string) *storagev1.StorageClass {
+	for _, c := range f.classes {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func (f fakeVolumes) StorageClasses(string) []*storagev1.StorageClass { return f.classes }
+
+func TestVolumes(t *testing.T) {
+	nodes := []*corev1.Node{mkNode("a", "4", "8Gi"), mkNode("b", "4", "8Gi")}
+	c := newTestCache(nodes)
+	wffc := storagev1.VolumeBindingWaitForFirstConsumer
+	local := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "local"}, Provisioner: noProvisioner, VolumeBindingMode: &wffc}
+	immediate := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "std", Annotations: map[string]string{annDefaultClass: "true"}}, Provisioner: "example.com/csi"}
+	onNode := func(name, node string) *corev1.PersistentVolume {
+		return &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.PersistentVolumeSpec{
+			StorageClassName: "local", Capacity: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")},
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+				MatchExpressions: []corev1.NodeSelectorRequirement{{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{node}}}}}}}}}
+	}
+	claim := func(name string, class *string, volume string) *corev1.PersistentVolumeClaim {
+		return &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID("pvc-" + name)},
+			Spec: corev1.PersistentVolumeClaimSpec{StorageClassName: class, VolumeName: volume,
+				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}}
+	}
+	vl := fakeVolumes{
+		pvcs: []*corev1.PersistentVolumeClaim{
+			claim("bound", nil, "pv-b"), claim("waiting", ptr.To("local"), ""), claim("pending", nil, ""), claim("lost", nil, "pv-gone")},
+		pvs:     []*corev1.PersistentVolume{onNode("pv-b", "b"), onNode("pv-free", "a")},
+		classes: []*storagev1.StorageClass{local, immediate},
+	}
+	vl.pvs[0].Spec.ClaimRef = &corev1.ObjectReference{Namespace: "default", Name: "bound", UID: "pvc-bound"}
+	withClaim := func(name string) podOpt {
+		return func(p *corev1.Pod) {
+			p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "v" + name,
+				VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: name}}})
+		}
+	}
+	run := func(p *corev1.Pod) (string, string, *volumeState) {
+		pi := newPodInfo(p)
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		cy, msg := newCycle(c, pi, nil, vl)
+		n, fe := cy.schedule(msg)
+		if n != nil {
+			return n.key.name, "", cy.volumes
+		}
+		return "", fe.Error(), cy.volumes
+	}
+	if n, msg, _ := run(mkPod("p", withClaim("bound"))); n != "b" {
+		t.Errorf("bound claim on b's volume: node %q %s", n, msg)
+	}
+	n, msg, vs := run(mkPod("p", withClaim("waiting")))
+	if n != "a" || vs == nil || len(vs.delayed) != 1 || vs.delayed[0].volumeFor(nodes[0]).Name != "pv-free" {
+		t.Errorf("waiting claim goes where a free volume is: node %q %s", n, msg)
+	}
+	if _, msg, _ := run(mkPod("p", withClaim("waiting"), withClaim("bound"))); msg !=
+		"0/2 nodes are available: 1 node(s) didn't find available persistent volumes to bind, 1 node(s) didn't match PersistentVolume's node affinity." {
+		t.Errorf("conflicting claims: %s", msg)
+	}
+	if _, msg, _ := run(mkPod("p", withClaim("pending"))); msg != "0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims." {
+		t.Errorf("unbound immediate claim: %s", msg)
+	}
+	if _, msg, _ := run(mkPod("p", withClaim("nope"))); msg != `0/2 nodes are available: persistentvolumeclaim "nope" not found.` {
+		t.Errorf("missing claim: %s", msg)
+	}
+	if _, msg, _ := run(mkPod("p", withClaim("lost"))); msg != "0/2 nodes are available: 2 node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)." {
+		t.Errorf("claim of a missing volume: %s", msg)
 	}
 }
