@@ -73,7 +73,7 @@ func builtins() []*Resource {
 
 		// batch/v1
 		{Group: "batch", Version: "v1", Resource: "jobs", Kind: "Job", Namespaced: true, Categories: all,
-			Status: true, Generation: true, Fields: jobFields, GC: OrphanDependents, OrphanWarning: jobOrphanWarning,
+			Status: true, Generation: true, Fields: jobFields, GC: OrphanDependents, OrphanWarning: jobOrphanWarning, Prepare: prepareJob,
 			Immutable: []string{"spec.selector", "spec.completionMode", "spec.podFailurePolicy"}},
 		{Group: "batch", Version: "v1", Resource: "cronjobs", Kind: "CronJob", Namespaced: true, ShortNames: []string{"cj"},
 			Categories: all, Status: true, Generation: true},

@@ -300,3 +300,35 @@ func SetCRDCondition(crd *apiextensionsv1.CustomResourceDefinition, c apiextensi
 	c.LastTransitionTime = metav1.Now()
 	crd.Status.Conditions = append(crd.Status.Conditions, c)
 }
+
+// prepareJob gives a new Job without a manual selector the selector and
+// pod labels upstream generates: its pods carry the Job's name and uid
+// (also under the legacy keys), and it selects by uid, so that only its own
+// pods ever match.
+func prepareJob(obj, old runtime.Object, subresource string) {
+	j := obj.(*batchv1.Job)
+	if old != nil || (j.Spec.ManualSelector != nil && *j.Spec.ManualSelector) {
+		return
+	}
+	if j.Spec.Template.Labels == nil {
+		j.Spec.Template.Labels = map[string]string{}
+	}
+	set := func(key, value string) {
+		if _, ok := j.Spec.Template.Labels[key]; !ok {
+			j.Spec.Template.Labels[key] = value // one the user set is checked by validation
+		}
+	}
+	set("job-name", j.Name) // the legacy keys, without a prefix
+	set(batchv1.JobNameLabel, j.Name)
+	set("controller-uid", string(j.UID))
+	set(batchv1.ControllerUidLabel, string(j.UID))
+	if j.Spec.Selector == nil {
+		j.Spec.Selector = &metav1.LabelSelector{}
+	}
+	if j.Spec.Selector.MatchLabels == nil {
+		j.Spec.Selector.MatchLabels = map[string]string{}
+	}
+	if _, ok := j.Spec.Selector.MatchLabels[batchv1.ControllerUidLabel]; !ok {
+		j.Spec.Selector.MatchLabels[batchv1.ControllerUidLabel] = string(j.UID)
+	}
+}

@@ -1,8 +1,10 @@
 package registry
 
 import (
+	"maps"
 	"testing"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -88,5 +90,26 @@ func TestStatusAndSpecHelpers(t *testing.T) {
 	ClearStatus(a)
 	if len(a.Status.Conditions) != 0 {
 		t.Fatal("ClearStatus left the status")
+	}
+}
+
+// A Job without a manual selector gets upstream's generated selector and
+// pod labels; a manual one is left alone.
+func TestJobSelectorGenerated(t *testing.T) {
+	j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "pi", UID: "u-1"}}
+	prepareJob(j, nil, "")
+	want := map[string]string{"batch.kubernetes.io/controller-uid": "u-1", "batch.kubernetes.io/job-name": "pi",
+		"controller-uid": "u-1", "job-name": "pi"}
+	if !maps.Equal(j.Spec.Template.Labels, want) {
+		t.Errorf("template labels %v, want %v", j.Spec.Template.Labels, want)
+	}
+	if !maps.Equal(j.Spec.Selector.MatchLabels, map[string]string{"batch.kubernetes.io/controller-uid": "u-1"}) {
+		t.Errorf("selector %v", j.Spec.Selector)
+	}
+	manual := true
+	m := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "m", UID: "u-2"}, Spec: batchv1.JobSpec{ManualSelector: &manual}}
+	prepareJob(m, nil, "")
+	if m.Spec.Selector != nil || m.Spec.Template.Labels != nil {
+		t.Errorf("a manual selector's Job was changed: %v %v", m.Spec.Selector, m.Spec.Template.Labels)
 	}
 }
