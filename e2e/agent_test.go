@@ -23,19 +23,19 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// agentProc is a `pgkube agent` the test runs besides the one of pgkube up.
-type agentProc struct {
+// companionProc is a pgkube client process (agent, scheduler) the test
+// runs besides those of pgkube up.
+type companionProc struct {
 	cmd  *exec.Cmd
 	out  *strings.Builder
 	done chan struct{}
 }
 
-// startAgent runs `pgkube agent --kubeconfig K ARGS...` until the test
-// ends.
-func startAgent(t *testing.T, kubeconfig string, args ...string) *agentProc {
+// startCompanion runs `pgkube ARGS...` until the test ends (or kill).
+func startCompanion(t *testing.T, args ...string) *companionProc {
 	t.Helper()
-	a := &agentProc{out: &strings.Builder{}, done: make(chan struct{})}
-	a.cmd = exec.Command(pgkubeBinary(t), append([]string{"agent", "--kubeconfig", kubeconfig}, args...)...)
+	a := &companionProc{out: &strings.Builder{}, done: make(chan struct{})}
+	a.cmd = exec.Command(pgkubeBinary(t), args...)
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
 	if err := a.cmd.Start(); err != nil {
@@ -51,10 +51,23 @@ func startAgent(t *testing.T, kubeconfig string, args ...string) *agentProc {
 			<-a.done
 		}
 		if t.Failed() {
-			t.Logf("agent output:\n%s", a.out.String())
+			t.Logf("pgkube %s output:\n%s", args[0], a.out.String())
 		}
 	})
 	return a
+}
+
+// kill ends the process at once, as a crash would.
+func (a *companionProc) kill() {
+	a.cmd.Process.Kill() //nolint:errcheck
+	<-a.done
+}
+
+// startAgent runs `pgkube agent --kubeconfig K ARGS...` until the test
+// ends.
+func startAgent(t *testing.T, kubeconfig string, args ...string) *companionProc {
+	t.Helper()
+	return startCompanion(t, append([]string{"agent", "--kubeconfig", kubeconfig}, args...)...)
 }
 
 // agWait polls f until it returns nil, failing the test after d.

@@ -214,3 +214,57 @@ func TestScheduler(t *testing.T) {
 			"preemption: found a potential placement for pod on node sim-0, preempting 1 victims")
 	})
 }
+
+// TestSchedulerLeaderElection: two schedulers, one holds the Lease
+// kube-system/pgkube-scheduler and places pods; killed, the other takes
+// over and places the next pods.
+func TestSchedulerLeaderElection(t *testing.T) {
+	certs, _ := testCerts(t)
+	srv := startUp(t, tempDir(t), freePort(t), pgtest.NewDatabase(t), "--cert-dir", certs, "--agent=none", "--scheduler=false")
+	defer srv.stop() //nolint:errcheck
+	startAgent(t, srv.kubeconfig, "--node-name", "le", "--events=false")
+	cs := kubernetes.NewForConfigOrDie(restConfig(t, srv, false))
+	ctx := context.Background()
+	namespace(t, cs, "le")
+	// Nothing places pods without a scheduler.
+	if _, err := cs.CoreV1().Pods("le").Create(ctx, schPod("p0", ""), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	if p, err := cs.CoreV1().Pods("le").Get(ctx, "p0", metav1.GetOptions{}); err != nil || p.Spec.NodeName != "" {
+		t.Fatalf("placed without a scheduler: %v %q", err, p.Spec.NodeName)
+	}
+	scheds := map[string]*companionProc{}
+	for _, id := range []string{"sched-a", "sched-b"} {
+		scheds[id] = startCompanion(t, "scheduler", "--kubeconfig", srv.kubeconfig, "--leader-elect-identity", id)
+	}
+	holder := func() string {
+		l, err := cs.CoordinationV1().Leases("kube-system").Get(ctx, "pgkube-scheduler", metav1.GetOptions{})
+		if err != nil || l.Spec.HolderIdentity == nil {
+			return ""
+		}
+		return *l.Spec.HolderIdentity
+	}
+	var leader string
+	agWait(t, 20*time.Second, "a leader", func() error {
+		if leader = holder(); scheds[leader] == nil {
+			return fmt.Errorf("holder %q", leader)
+		}
+		return nil
+	})
+	if n := schRunningOn(t, cs, "le", "p0"); n != "le" {
+		t.Fatalf("p0 on %q", n)
+	}
+	scheds[leader].kill()
+	killed := time.Now()
+	if _, err := cs.CoreV1().Pods("le").Create(ctx, schPod("p1", ""), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	schRunningOn(t, cs, "le", "p1")
+	if d := time.Since(killed); d > 25*time.Second {
+		t.Errorf("the other scheduler took %v to place a pod", d)
+	}
+	if h := holder(); h == leader || scheds[h] == nil {
+		t.Errorf("lease holder %q after %q was killed", h, leader)
+	}
+}
