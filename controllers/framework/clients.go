@@ -76,7 +76,6 @@ func NewClients(ctx context.Context, cfg *rest.Config) (*Clients, error) {
 	base := rest.CopyConfig(cfg)
 	base.Host = u.String()
 	c := &Clients{base: base, defaultCluster: cluster, typed: map[string]clientEntry{}, dyn: map[string]dynamic.Interface{}}
-	SetDefaultCluster(cluster)
 
 	wc := rest.CopyConfig(base)
 	wc.Host = strings.TrimSuffix(base.Host, "/") + ClusterURLPrefix + "*"
@@ -112,7 +111,6 @@ func (c *Clients) probeWildcard(ctx context.Context, wcs kubernetes.Interface) b
 // NewStaticClients is for tests: fixed clientsets per cluster (e.g. fakes),
 // listWatch used by informers.
 func NewStaticClients(defaultCluster string, listWatch kubernetes.Interface, perCluster map[string]kubernetes.Interface) *Clients {
-	SetDefaultCluster(defaultCluster)
 	return &Clients{defaultCluster: defaultCluster, listWatch: listWatch, static: perCluster,
 		typed: map[string]clientEntry{}, dyn: map[string]dynamic.Interface{}}
 }

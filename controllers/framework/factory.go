@@ -93,13 +93,22 @@ type lister[L runtime.Object] interface {
 
 func (f *Factory) lw() kubernetes.Interface { return f.clients.ListWatch() }
 
+// cluster owns the objects of lists and watches that name none: the
+// kubeconfig's, unless they are the wildcard view's.
+func (f *Factory) cluster() string {
+	if f.clients.Wildcard() {
+		return RootCluster // every object is marked
+	}
+	return f.clients.DefaultCluster()
+}
+
 func typed[T metav1.Object, L runtime.Object](f *Factory, gvr schema.GroupVersionResource, l lister[L]) *Informer[T] {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if inf, ok := f.informers[gvr]; ok {
 		return inf.(*Informer[T])
 	}
-	inf := NewInformer[T](gvr.GroupResource(), ListWatchFuncs(l.List, l.Watch))
+	inf := NewInformer[T](gvr.GroupResource(), ListWatchFuncs(l.List, l.Watch)).InCluster(f.cluster())
 	inf.resync = f.resync
 	f.informers[gvr] = inf
 	return inf
@@ -119,7 +128,7 @@ func (f *Factory) ForResource(gvr schema.GroupVersionResource) *Informer[*unstru
 		},
 		WatchFuncWithContext: r.Watch,
 	}
-	inf := newInformer[*unstructured.Unstructured](gvr.GroupResource(), lw, &unstructured.Unstructured{})
+	inf := newInformer[*unstructured.Unstructured](gvr.GroupResource(), lw, &unstructured.Unstructured{}).InCluster(f.cluster())
 	inf.resync = f.resync
 	f.informers[gvr] = inf
 	return inf

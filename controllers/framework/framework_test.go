@@ -64,7 +64,6 @@ func waitFor(t *testing.T, what string, f func() bool) {
 }
 
 func TestInformerKeepsClustersApart(t *testing.T) {
-	SetDefaultCluster("root")
 	src := &fakeSource{w: watch.NewFake(), items: []corev1.Pod{
 		*pod("a", "default", "web", map[string]string{"app": "web"}),
 		*pod("b", "default", "web", map[string]string{"app": "web"}),
@@ -235,5 +234,30 @@ func TestForgetCluster(t *testing.T) {
 	}
 	if n := len(inf.ListAll()); n != 1 {
 		t.Errorf("%d pods cached, want a's one", n)
+	}
+}
+
+// An informer of one tenant's own URL (no wildcard view) marks what it
+// receives as that tenant's, so keys, listers and ClusterOf agree.
+func TestInformerInOneCluster(t *testing.T) {
+	src := &fakeSource{w: watch.NewFake(), items: []corev1.Pod{*pod("", "default", "web", nil)}}
+	inf := NewInformer[*corev1.Pod](corev1.Resource("pods"), src).InCluster("acme")
+	var ev events
+	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(o any) { ev.add(KeyOf(o.(*corev1.Pod)).String()) }})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go inf.Run(ctx)
+	waitFor(t, "sync", inf.HasSynced)
+	p, err := inf.Get("acme", "default", "web")
+	if err != nil || ClusterOf(p) != "acme" {
+		t.Fatalf("Get in acme: %v, cluster %q", err, ClusterOf(p))
+	}
+	src.w.Add(pod("", "default", "db", nil))
+	waitFor(t, "the watched pod", func() bool { return len(ev.list()) == 2 })
+	if got := ev.list(); got[0] != "acme|default/web" || got[1] != "acme|default/db" {
+		t.Errorf("handlers saw %v", got)
+	}
+	if _, err := inf.Get("root", "default", "web"); !apierrors.IsNotFound(err) {
+		t.Errorf("the pod also appears as root's: %v", err)
 	}
 }

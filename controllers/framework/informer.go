@@ -34,6 +34,9 @@ type Informer[T metav1.Object] struct {
 	example  runtime.Object
 	indexer  cache.Indexer
 	resync   time.Duration
+	// cluster owns the objects that come without ClusterAnnotation: the
+	// one cluster lw serves when it is not the wildcard view.
+	cluster string
 
 	mu       sync.RWMutex // handlers; held while they are called
 	handlers []cache.ResourceEventHandler
@@ -53,20 +56,33 @@ func NewInformer[T metav1.Object](gr schema.GroupResource, lw cache.ListerWatche
 }
 
 func newInformer[T metav1.Object](gr schema.GroupResource, lw cache.ListerWatcher, example runtime.Object) *Informer[T] {
-	return &Informer[T]{
-		resource: gr,
-		lw:       lw,
-		example:  example,
-		indexer: cache.NewIndexer(cacheKey, cache.Indexers{
-			clusterIndex: func(obj any) ([]string, error) {
-				return []string{ClusterOf(obj.(metav1.Object))}, nil
-			},
-			namespaceIndex: func(obj any) ([]string, error) {
-				m := obj.(metav1.Object)
-				return []string{ClusterOf(m) + "|" + m.GetNamespace()}, nil
-			},
-		}),
+	i := &Informer[T]{resource: gr, lw: lw, example: example, cluster: RootCluster}
+	i.makeIndexer()
+	return i
+}
+
+func (i *Informer[T]) makeIndexer() {
+	i.indexer = cache.NewIndexer(cacheKey(i.cluster), cache.Indexers{
+		clusterIndex: func(obj any) ([]string, error) {
+			return []string{clusterOr(obj.(metav1.Object), i.cluster)}, nil
+		},
+		namespaceIndex: func(obj any) ([]string, error) {
+			m := obj.(metav1.Object)
+			return []string{clusterOr(m, i.cluster) + "|" + m.GetNamespace()}, nil
+		},
+	})
+}
+
+// InCluster says that lw serves one cluster, name, rather than the
+// wildcard view: its objects are marked as that cluster's as they arrive.
+// Call it before adding indexes or handlers.
+func (i *Informer[T]) InCluster(name string) *Informer[T] {
+	if name == "" {
+		name = RootCluster
 	}
+	i.cluster = name
+	i.makeIndexer()
+	return i
 }
 
 // Resource is the resource the informer caches.
@@ -189,7 +205,7 @@ func (i *Informer[T]) Run(ctx context.Context) {
 		return
 	}
 	fifo := cache.NewDeltaFIFOWithOptions(cache.DeltaFIFOOptions{
-		KeyFunction:           cacheKey,
+		KeyFunction:           cacheKey(i.cluster),
 		KnownObjects:          i.indexer,
 		EmitDeltaTypeReplaced: true,
 	})
@@ -210,6 +226,7 @@ func (i *Informer[T]) process(obj any, isInInitialList bool) error {
 	i.mu.RLock()
 	defer i.mu.RUnlock()
 	for _, d := range obj.(cache.Deltas) {
+		markCluster(d.Object, i.cluster)
 		switch d.Type {
 		case cache.Sync, cache.Replaced, cache.Added, cache.Updated:
 			old, exists, err := i.indexer.Get(d.Object)

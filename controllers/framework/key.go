@@ -11,7 +11,6 @@ package framework
 import (
 	"fmt"
 	"strings"
-	"sync/atomic"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
@@ -24,23 +23,6 @@ const ClusterAnnotation = "pgkube.io/cluster"
 
 // RootCluster is the cluster served without a /clusters/NAME prefix.
 const RootCluster = "root"
-
-var defaultCluster atomic.Value // string
-
-func init() { defaultCluster.Store(RootCluster) }
-
-// SetDefaultCluster sets the cluster of objects that carry no
-// ClusterAnnotation: the one the manager's kubeconfig points at when the
-// server has no wildcard view. NewClients calls it.
-func SetDefaultCluster(name string) {
-	if name == "" {
-		name = RootCluster
-	}
-	defaultCluster.Store(name)
-}
-
-// DefaultCluster is the cluster of objects without a ClusterAnnotation.
-func DefaultCluster() string { return defaultCluster.Load().(string) }
 
 // Key names an object in one logical cluster. Namespace is empty for
 // cluster-scoped objects.
@@ -77,7 +59,7 @@ func ClusterOf(obj metav1.Object) string {
 	if c := obj.GetAnnotations()[ClusterAnnotation]; c != "" {
 		return c
 	}
-	return DefaultCluster()
+	return RootCluster
 }
 
 // KeyOf is obj's key.
@@ -125,14 +107,45 @@ func StripCluster(obj metav1.Object) {
 	obj.SetAnnotations(a)
 }
 
-// cacheKey is the key objects are stored under in informers.
-func cacheKey(obj any) (string, error) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		return t.Key, nil
+// cacheKey is the key objects are stored under in an informer whose
+// unmarked objects belong to cluster.
+func cacheKey(cluster string) cache.KeyFunc {
+	return func(obj any) (string, error) {
+		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			return t.Key, nil
+		}
+		m, ok := obj.(metav1.Object)
+		if !ok {
+			return "", fmt.Errorf("object of type %T has no metadata", obj)
+		}
+		return Key{Cluster: clusterOr(m, cluster), Namespace: m.GetNamespace(), Name: m.GetName()}.String(), nil
 	}
+}
+
+// clusterOr is obj's cluster, or def if it is not marked.
+func clusterOr(obj metav1.Object, def string) string {
+	if c := obj.GetAnnotations()[ClusterAnnotation]; c != "" {
+		return c
+	}
+	return def
+}
+
+// markCluster marks obj, fresh from a list or watch of one cluster, with
+// that cluster, as the wildcard view marks objects: ClusterOf then needs no
+// context.
+func markCluster(obj any, cluster string) {
 	m, ok := obj.(metav1.Object)
-	if !ok {
-		return "", fmt.Errorf("object of type %T has no metadata", obj)
+	if !ok || cluster == RootCluster {
+		return
 	}
-	return KeyOf(m).String(), nil
+	a := m.GetAnnotations()
+	if a[ClusterAnnotation] != "" {
+		return
+	}
+	a2 := make(map[string]string, len(a)+1)
+	for k, v := range a {
+		a2[k] = v
+	}
+	a2[ClusterAnnotation] = cluster
+	m.SetAnnotations(a2)
 }

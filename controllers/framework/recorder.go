@@ -32,6 +32,7 @@ type Recorder interface {
 type EventRecorder struct {
 	broadcaster record.EventBroadcaster
 	recorder    record.EventRecorderLogger
+	cluster     string // of objects not marked with one
 }
 
 // NewEventRecorder starts a recorder writing with clients until ctx ends
@@ -39,15 +40,15 @@ type EventRecorder struct {
 func NewEventRecorder(ctx context.Context, clients *Clients) *EventRecorder {
 	b := record.NewBroadcaster(record.WithContext(ctx))
 	b.StartRecordingToSink(&clusterSink{ctx: ctx, clients: clients})
-	return &EventRecorder{broadcaster: b,
+	return &EventRecorder{broadcaster: b, cluster: clients.DefaultCluster(),
 		recorder: b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Component})}
 }
 
 // Eventf implements Recorder.
 func (r *EventRecorder) Eventf(obj runtime.Object, eventType, reason, format string, args ...any) {
-	cluster := DefaultCluster()
+	cluster := r.cluster
 	if m, ok := obj.(metav1.Object); ok {
-		cluster = ClusterOf(m)
+		cluster = clusterOr(m, r.cluster)
 	}
 	r.recorder.AnnotatedEventf(obj, map[string]string{ClusterAnnotation: cluster}, eventType, reason, format, args...)
 }
@@ -64,7 +65,7 @@ type clusterSink struct {
 func (s *clusterSink) split(e *corev1.Event) (string, *corev1.Event) {
 	cluster := e.Annotations[ClusterAnnotation]
 	if cluster == "" {
-		cluster = DefaultCluster()
+		cluster = s.clients.DefaultCluster()
 	}
 	c := e.DeepCopy()
 	StripCluster(c)

@@ -199,7 +199,7 @@ func (g *Controller) next(ctx context.Context) bool {
 // discoverBuiltin finds the resources every cluster serves and watches
 // those that can be listed, watched and deleted.
 func (g *Controller) discoverBuiltin(ctx context.Context) error {
-	cluster := framework.DefaultCluster()
+	cluster := g.clients.DefaultCluster()
 	custom, err := g.crdResources(ctx, cluster)
 	if err != nil {
 		return err
@@ -399,7 +399,7 @@ func (g *Controller) newMonitor(scope string, ki kindInfo) (*monitor, error) {
 		cfg = g.clients.Config(framework.RootCluster)
 		cfg.Host = strings.TrimSuffix(cfg.Host, "/") + framework.ClusterURLPrefix + "*"
 	case scope == builtinScope:
-		cluster = framework.DefaultCluster()
+		cluster = g.clients.DefaultCluster()
 		cfg = g.clients.Config(cluster)
 	default:
 		cfg = g.clients.Config(cluster)
@@ -496,7 +496,7 @@ func (g *Controller) scopes(cluster string) []map[schema.GroupVersionResource]*m
 	if ms := g.monitors[cluster]; ms != nil && cluster != builtinScope {
 		out = append(out, ms)
 	}
-	if g.clients.Wildcard() || cluster == framework.DefaultCluster() {
+	if g.clients.Wildcard() || cluster == g.clients.DefaultCluster() {
 		if ms := g.monitors[builtinScope]; ms != nil {
 			out = append(out, ms)
 		}
