@@ -56,6 +56,8 @@ func (f FromRoot) Authenticate(r *http.Request) (*User, bool, error) {
 	}
 	for _, g := range f.Groups {
 		if u.InGroup(g) {
+			u = u.clone()
+			u.FromRoot = true
 			return u, true, nil
 		}
 	}

@@ -24,6 +24,10 @@ type User struct {
 	UID    string
 	Groups []string
 	Extra  map[string][]string
+	// FromRoot: the root cluster's credentials, acting in another cluster
+	// (see FromRoot). No request header can set it, so impersonation
+	// never does.
+	FromRoot bool
 }
 
 // InGroup reports whether u belongs to group g.
@@ -53,7 +57,7 @@ func UserFrom(ctx context.Context) *User {
 // change a user an authenticator keeps (static tokens hand out the same
 // entry for every request).
 func (u *User) clone() *User {
-	c := &User{Name: u.Name, UID: u.UID, Groups: append([]string(nil), u.Groups...)}
+	c := &User{Name: u.Name, UID: u.UID, Groups: append([]string(nil), u.Groups...), FromRoot: u.FromRoot}
 	if u.Extra != nil {
 		c.Extra = make(map[string][]string, len(u.Extra))
 		for k, v := range u.Extra {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pgkube/pgkube/authn"
 	"github.com/pgkube/pgkube/clusters"
 	"golang.org/x/time/rate"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -64,9 +65,11 @@ func (s *Server) limit(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cluster := clusters.From(r.Context())
-		// The root, and the server's own in-process requests, are never
-		// limited.
-		if cluster == clusters.Root || r.Context().Value(internalKey{}) != nil {
+		// The root, the server's own in-process requests and pgkube's
+		// components acting with root credentials in a tenant (one
+		// controller manager for all) are never limited, as kube-apiserver
+		// exempts system:masters.
+		if u := authn.UserFrom(r.Context()); cluster == clusters.Root || r.Context().Value(internalKey{}) != nil || (u != nil && u.FromRoot) {
 			next.ServeHTTP(w, r)
 			return
 		}

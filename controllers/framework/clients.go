@@ -8,9 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pgkube/pgkube/pki"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -19,22 +17,6 @@ import (
 // ClusterURLPrefix is the path below which the API server serves a logical
 // cluster: /clusters/NAME/api/v1/...; /clusters/*/ is the wildcard view.
 const ClusterURLPrefix = "/clusters/"
-
-// Identity is who the manager is in tenant clusters, where it signs itself a
-// client certificate with the tenant's CA (read from the tenant's Secret in
-// the root cluster, which the manager may read as the root's admin).
-const (
-	Identity      = "system:kube-controller-manager"
-	identityGroup = "system:masters"
-)
-
-// tenantSecretNamespace and the tenant- prefix are where the API server keeps
-// each tenant's credentials in the root cluster.
-const tenantSecretNamespace = "kube-system"
-
-// credentialTTL is how long a tenant's clients are kept before its Secret is
-// read again (a tenant deleted and created again gets a new CA).
-const credentialTTL = 5 * time.Minute
 
 // Clients are the manager's API clients: one per logical cluster for
 // writes, and the list/watch client informers use, which is the wildcard
@@ -53,10 +35,8 @@ type Clients struct {
 }
 
 type clientEntry struct {
-	cs     kubernetes.Interface
-	dyn    dynamic.Interface
-	secret types.UID
-	at     time.Time
+	cs  kubernetes.Interface
+	dyn dynamic.Interface
 }
 
 // NewClients makes the clients of cfg (the manager's kubeconfig), probing
@@ -130,9 +110,8 @@ func (c *Clients) DynamicListWatch() dynamic.Interface { return c.dynListWatch }
 // Root is the root cluster's client.
 func (c *Clients) Root() kubernetes.Interface { return c.For(RootCluster) }
 
-// For is the client of one cluster. A tenant's is authenticated with a
-// certificate signed by the tenant's CA when the manager can read it, else
-// with the kubeconfig's credentials.
+// For is the client of one cluster, with the kubeconfig's credentials: the
+// API server lets the root's system:masters into every cluster.
 func (c *Clients) For(cluster string) kubernetes.Interface {
 	if c.static != nil {
 		return c.static[cluster]
@@ -176,25 +155,11 @@ func (c *Clients) Config(cluster string) *rest.Config {
 
 func (c *Clients) entry(cluster string) clientEntry {
 	c.mu.Lock()
-	e, ok := c.typed[cluster]
-	c.mu.Unlock()
-	if ok && (cluster == c.defaultCluster || cluster == RootCluster || time.Since(e.at) < credentialTTL) {
+	defer c.mu.Unlock()
+	if e, ok := c.typed[cluster]; ok {
 		return e
 	}
 	cfg := c.Config(cluster)
-	var uid types.UID
-	if cluster != c.defaultCluster && cluster != RootCluster {
-		if tc, secretUID, err := c.tenantConfig(cluster, cfg); err == nil {
-			if ok && secretUID == e.secret {
-				e.at = time.Now()
-				c.mu.Lock()
-				c.typed[cluster] = e
-				c.mu.Unlock()
-				return e
-			}
-			cfg, uid = tc, secretUID
-		}
-	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		panic(fmt.Sprintf("framework: client of cluster %s: %v", cluster, err)) // only a malformed config does this
@@ -203,33 +168,7 @@ func (c *Clients) entry(cluster string) clientEntry {
 	if err != nil {
 		panic(fmt.Sprintf("framework: dynamic client of cluster %s: %v", cluster, err))
 	}
-	e = clientEntry{cs: cs, dyn: dyn, secret: uid, at: time.Now()}
-	c.mu.Lock()
+	e := clientEntry{cs: cs, dyn: dyn}
 	c.typed[cluster] = e
-	c.mu.Unlock()
 	return e
-}
-
-// tenantConfig signs a client certificate for the manager with the tenant's
-// CA, from the tenant's Secret in the root cluster.
-func (c *Clients) tenantConfig(cluster string, cfg *rest.Config) (*rest.Config, types.UID, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	sec, err := c.For(RootCluster).CoreV1().Secrets(tenantSecretNamespace).Get(ctx, "tenant-"+cluster, metav1.GetOptions{})
-	if err != nil {
-		return nil, "", err
-	}
-	a, err := pki.LoadAuthority(pki.AuthorityPEM{CACert: sec.Data["ca.crt"], CAKey: sec.Data["ca.key"], SAKey: sec.Data["sa.key"]})
-	if err != nil {
-		return nil, "", err
-	}
-	certPEM, keyPEM, err := a.IssueClient(Identity, []string{identityGroup}, 365*24*time.Hour)
-	if err != nil {
-		return nil, "", err
-	}
-	tc := rest.CopyConfig(cfg)
-	tc.CertFile, tc.KeyFile, tc.BearerToken, tc.BearerTokenFile, tc.Username, tc.Password = "", "", "", "", "", ""
-	tc.ExecProvider, tc.AuthProvider = nil, nil
-	tc.CertData, tc.KeyData = certPEM, keyPEM
-	return tc, sec.UID, nil
 }
