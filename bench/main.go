@@ -89,6 +89,11 @@ type config struct {
 	controllersDeployments       int
 	controllersPerDeployment     int
 	controllersNodes             int
+	// The scheduling section (bench/scheduling.go).
+	scheduling, schedulingOnly bool
+	schedulingNodes            int
+	schedulingDeployments      int
+	schedulingReplicas         int
 }
 
 func main() {
@@ -141,6 +146,11 @@ func main() {
 	flag.IntVar(&c.controllersDeployments, "controllers-deployments", 100, "Deployments rolling out at once in the controllers section")
 	flag.IntVar(&c.controllersPerDeployment, "controllers-deployment-replicas", 5, "replicas of each rolling Deployment")
 	flag.IntVar(&c.controllersNodes, "controllers-nodes", 20, "simulated nodes of the controllers section")
+	flag.BoolVar(&c.scheduling, "scheduling", true, "run the scheduling section (scheduler and simulated nodes) last")
+	flag.BoolVar(&c.schedulingOnly, "scheduling-only", false, "run only the scheduling section")
+	flag.IntVar(&c.schedulingNodes, "scheduling-nodes", 100, "simulated nodes of the scheduling section")
+	flag.IntVar(&c.schedulingDeployments, "scheduling-deployments", 30, "Deployments created at once in the scheduling section")
+	flag.IntVar(&c.schedulingReplicas, "scheduling-replicas", 100, "replicas of each of those Deployments")
 	flag.Parse()
 	if c.admissionOnly {
 		c.admission, c.rbac, c.watch, c.tenants, c.controllers = true, false, false, false, false
@@ -150,6 +160,13 @@ func main() {
 	}
 	if c.controllersOnly {
 		c.controllers, c.tenants, c.rbac, c.watch, c.admission = true, false, false, false, false
+	}
+	if c.schedulingOnly {
+		c.scheduling, c.controllers, c.tenants, c.rbac, c.watch, c.admission = true, false, false, false, false, false
+	}
+	if c.scheduling && (c.schedulingNodes < 1 || c.schedulingDeployments < 1 || c.schedulingReplicas < 1) {
+		fmt.Fprintln(os.Stderr, "bench: the scheduling flags must be positive")
+		os.Exit(2)
 	}
 	if c.controllers && (c.controllersReplicas < 1 || c.controllersDeployments < 1 || c.controllersPerDeployment < 1 || c.controllersNodes < 1) {
 		fmt.Fprintln(os.Stderr, "bench: the controllers flags must be positive")
@@ -281,7 +298,7 @@ func run(ctx context.Context, c config) (err error) {
 	}
 
 	var res results
-	if !c.admissionOnly && !c.tenantsOnly && !c.controllersOnly {
+	if !c.admissionOnly && !c.tenantsOnly && !c.controllersOnly && !c.schedulingOnly {
 		cpuBefore := readCPU(api.pid(), mem)
 		var loadErr error
 		res, loadErr = runLoad(ctx, c, api)
@@ -359,6 +376,17 @@ func run(ctx context.Context, c config) (err error) {
 		}
 		printControllersReport(os.Stdout, c, at, cres)
 	}
+	var sres schedulingResults
+	if c.scheduling {
+		at := machine
+		at.load = loadAvg()
+		var schedulingErr error
+		sres, schedulingErr = runScheduling(ctx, c, api, bin, tmp, mem)
+		if schedulingErr != nil {
+			return fmt.Errorf("scheduling section: %w", schedulingErr)
+		}
+		printSchedulingReport(os.Stdout, c, at, sres)
+	}
 	if prof != nil {
 		fmt.Printf("\nperf profile: %s (e.g. perf report -i %s --no-children --comms pgkube,postgres --sort comm,dso,sym)\n",
 			c.perfOut, c.perfOut)
@@ -377,6 +405,9 @@ func run(ctx context.Context, c config) (err error) {
 	}
 	if n := cres.failed(); n > 0 {
 		return fmt.Errorf("%d controllers section patches failed; the controller figures above do not describe a working cluster", n)
+	}
+	if n := sres.failed(); n > 0 {
+		return fmt.Errorf("%d scheduling section creates failed; the scheduling figures above do not describe a working cluster", n)
 	}
 	if n := tres.failed(); n > 0 {
 		return fmt.Errorf("%d tenants section requests failed; the tenant figures above do not describe a working server", n)
