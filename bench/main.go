@@ -161,6 +161,9 @@ func main() {
 	if c.controllersOnly {
 		c.controllers, c.tenants, c.rbac, c.watch, c.admission = true, false, false, false, false
 	}
+	if c.admissionOnly || c.tenantsOnly || c.controllersOnly {
+		c.scheduling = false
+	}
 	if c.schedulingOnly {
 		c.scheduling, c.controllers, c.tenants, c.rbac, c.watch, c.admission = true, false, false, false, false, false
 	}
