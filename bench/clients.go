@@ -63,6 +63,18 @@ func newClientset(url string, creds credentials, workers int) (*kubernetes.Clien
 	return clientsetFor(url, tr)
 }
 
+// newProtobufClientset is newClientset speaking protobuf, as Kubernetes'
+// own components do.
+func newProtobufClientset(url string, creds credentials) (*kubernetes.Clientset, error) {
+	tr, err := creds.transport(1)
+	if err != nil {
+		return nil, fmt.Errorf("creating client: %w", err)
+	}
+	return kubernetes.NewForConfig(&rest.Config{Host: url, UserAgent: "pgkube-bench", Transport: tr, QPS: 100000, Burst: 100000,
+		Timeout: time.Minute, ContentConfig: rest.ContentConfig{ContentType: "application/vnd.kubernetes.protobuf",
+			AcceptContentTypes: "application/vnd.kubernetes.protobuf,application/json"}})
+}
+
 // clientsetFor returns a client on tr, whose idle connections the caller
 // may then close.
 func clientsetFor(url string, tr http.RoundTripper) (*kubernetes.Clientset, error) {

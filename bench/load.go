@@ -71,10 +71,13 @@ type results struct {
 	// listRaw times the same full list up to the last byte of the response,
 	// without client-go decoding it: the server's share of a list.
 	listRaw listStats
+	// listProto is the full list in protobuf, as Kubernetes' own
+	// components (controller manager, scheduler, kubelet) ask for it.
+	listProto listStats
 }
 
 func (r results) failed() int {
-	return r.create.errs + r.get.errs + r.update.errs + r.list.errs + r.listRaw.errs + r.paged.errs
+	return r.create.errs + r.get.errs + r.update.errs + r.list.errs + r.listRaw.errs + r.paged.errs + r.listProto.errs
 }
 
 // runLoad runs the phases in order: create, get, update, full list,
@@ -152,6 +155,23 @@ func runLoad(ctx context.Context, c config, api *apiServer) (results, error) {
 			err = fmt.Errorf("list returned %d of %d ConfigMaps", len(l.Items), c.objects)
 		}
 		res.list.record(time.Since(t), 1, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+
+	step(fmt.Sprintf("listing them in protobuf (%d runs)", c.listRuns))
+	pcs, err := newProtobufClientset(api.url, api.admin)
+	if err != nil {
+		return res, err
+	}
+	for range c.listRuns {
+		t := time.Now()
+		l, err := pcs.CoreV1().ConfigMaps(namespace).List(ctx, metav1.ListOptions{})
+		if err == nil && len(l.Items) != c.objects {
+			err = fmt.Errorf("protobuf list returned %d of %d ConfigMaps", len(l.Items), c.objects)
+		}
+		res.listProto.record(time.Since(t), 1, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return res, err

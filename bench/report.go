@@ -98,6 +98,7 @@ func printReport(out io.Writer, c config, m machine, r results, idle, peak memSa
 	row(fmt.Sprintf("list all %d (median of %d)", c.objects, len(r.list.runs)), listTime(r.list),
 		"≤ 100 ms", check(len(r.list.runs) > 0 && r.list.median() <= targetList), "240 ms")
 	row("  response only, not decoded (median)", listTime(r.listRaw), "", "", "")
+	row("  in protobuf, decoded (median)", listTime(r.listProto), "", "", "")
 	row(fmt.Sprintf("list, limit %d: %d pages (median of %d)", c.pageSize, r.paged.pages, len(r.paged.runs)),
 		listTime(r.paged), "", "", "")
 	row("API server peak RSS (idle after start)", fmt.Sprintf("%s (%s)", mib(peak.apiRSS), mib(idle.apiRSS)),
@@ -124,6 +125,7 @@ func printReport(out io.Writer, c config, m machine, r results, idle, peak memSa
 		{"list", r.list.errs, r.list.firstErr},
 		{"paginated list", r.paged.errs, r.paged.firstErr},
 		{"undecoded list", r.listRaw.errs, r.listRaw.firstErr},
+		{"protobuf list", r.listProto.errs, r.listProto.firstErr},
 	} {
 		if f.errs > 0 {
 			fmt.Fprintf(out, "FAILED: %d %s requests; first: %v\n", f.errs, f.phase, f.firstErr)
