@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -190,5 +191,87 @@ func TestStatusWritesAndMetadata(t *testing.T) {
 	}
 	if len(p.OwnerReferences) != 1 || p.Annotations["kubelet"] != "was-here" {
 		t.Errorf("after a pod status write: owners %v annotations %v; want the owner kept and the annotation", p.OwnerReferences, p.Annotations)
+	}
+}
+
+// TestPodBindingAndGracefulDelete: pods/binding as upstream (one
+// PodScheduled condition, the nomination cleared, gated pods refused,
+// conflicts naming pods/binding), and a pod in its grace period survives
+// status writes until its node ends it.
+func TestPodBindingAndGracefulDelete(t *testing.T) {
+	srv := sharedServer(t)
+	ctx := context.Background()
+	cs := kubernetes.NewForConfigOrDie(restConfig(t, srv, false))
+	namespace(t, cs, "binding")
+	pods := cs.CoreV1().Pods("binding")
+	mk := func(name string, gated bool) *corev1.Pod {
+		t.Helper()
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+		if gated {
+			p.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "example.com/wait"}}
+		}
+		p, err := pods.Create(ctx, p, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	bind := func(name string) error {
+		return pods.Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: name}, Target: corev1.ObjectReference{Kind: "Node", Name: "n1"}},
+			metav1.CreateOptions{})
+	}
+	p := mk("p", false)
+	p.Status.NominatedNodeName = "n1"
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable"}}
+	if _, err := pods.UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bind("p"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := pods.Get(ctx, "p", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range got.Status.Conditions {
+		if c.Type == corev1.PodScheduled {
+			n++
+			if c.Status != corev1.ConditionTrue {
+				t.Errorf("PodScheduled %s after binding", c.Status)
+			}
+		}
+	}
+	if n != 1 || got.Spec.NodeName != "n1" || got.Status.NominatedNodeName != "" {
+		t.Errorf("after binding: %d PodScheduled conditions, node %q, nominated %q", n, got.Spec.NodeName, got.Status.NominatedNodeName)
+	}
+	if err := bind("p"); !apierrors.IsConflict(err) || !strings.Contains(err.Error(), "pods/binding") {
+		t.Errorf("binding a bound pod: %v, want a pods/binding conflict", err)
+	}
+	mk("gated", true)
+	if err := bind("gated"); !apierrors.IsConflict(err) || !strings.Contains(err.Error(), "schedulingGates") {
+		t.Errorf("binding a gated pod: %v, want a conflict", err)
+	}
+
+	// In its grace period, a status write does not end the pod.
+	if err := pods.Delete(ctx, "p", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](30)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = pods.Get(ctx, "p", metav1.GetOptions{})
+	if err != nil || got.DeletionTimestamp == nil {
+		t.Fatalf("a pod deleted with a grace period: %v %v", err, got)
+	}
+	got.Status.Phase = corev1.PodRunning
+	if _, err := pods.UpdateStatus(ctx, got, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("status write in the grace period: %v", err)
+	}
+	if _, err := pods.Get(ctx, "p", metav1.GetOptions{}); err != nil {
+		t.Errorf("after a status write in its grace period the pod is gone: %v", err)
+	}
+	if err := pods.Delete(ctx, "p", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pods.Get(ctx, "p", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("after the node's final delete: %v, want NotFound", err)
 	}
 }

@@ -173,26 +173,45 @@ func (s *Server) bindPod(c *call) error {
 		return err
 	}
 	b := obj.(*corev1.Binding)
+	if b.Name != "" && b.Name != c.ri.Name {
+		return badRequest("name in URL does not match name in Binding object")
+	}
 	if b.Target.Kind != "" && b.Target.Kind != "Node" {
-		return apierrors.NewInvalid(schema.GroupKind{Kind: "Binding"}, b.Name, nil)
+		return apierrors.NewInvalid(schema.GroupKind{Kind: "Binding"}, b.Name, field.ErrorList{
+			field.NotSupported(field.NewPath("target", "kind"), b.Target.Kind, []string{"Node", "<empty>"})})
 	}
 	if b.Target.Name == "" {
-		return badRequest("a binding needs target.name, the node")
+		return apierrors.NewInvalid(schema.GroupKind{Kind: "Binding"}, b.Name, field.ErrorList{
+			field.Required(field.NewPath("target", "name"), "")})
 	}
+	// Conflicts name the subresource, as upstream's.
+	bindingGR := schemaGR("", "pods/binding")
 	_, _, err = s.updateObject(c, c.ri.Namespace, c.ri.Name, func(cur runtime.Object) (runtime.Object, string, error) {
 		p := cur.(*corev1.Pod)
 		if p.DeletionTimestamp != nil {
-			return nil, "", apierrors.NewConflict(c.gr(), p.Name, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", p.Name))
+			return nil, "", apierrors.NewConflict(bindingGR, p.Name, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", p.Name))
 		}
 		if p.Spec.NodeName != "" {
-			return nil, "", apierrors.NewConflict(c.gr(), p.Name, fmt.Errorf("pod %s is already assigned to node %q", p.Name, p.Spec.NodeName))
+			return nil, "", apierrors.NewConflict(bindingGR, p.Name, fmt.Errorf("pod %s is already assigned to node %q", p.Name, p.Spec.NodeName))
+		}
+		if len(p.Spec.SchedulingGates) > 0 {
+			return nil, "", apierrors.NewConflict(bindingGR, p.Name, fmt.Errorf("pod %s has non-empty .spec.schedulingGates", p.Name))
 		}
 		if b.UID != "" && b.UID != p.UID {
-			return nil, "", apierrors.NewConflict(c.gr(), p.Name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", b.UID, p.UID))
+			return nil, "", apierrors.NewConflict(bindingGR, p.Name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", b.UID, p.UID))
 		}
 		p.Spec.NodeName = b.Target.Name
-		p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{
-			Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()})
+		p.Status.NominatedNodeName = ""
+		scheduled := corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}
+		replaced := false
+		for i := range p.Status.Conditions {
+			if p.Status.Conditions[i].Type == corev1.PodScheduled {
+				p.Status.Conditions[i], replaced = scheduled, true
+			}
+		}
+		if !replaced {
+			p.Status.Conditions = append(p.Status.Conditions, scheduled)
+		}
 		for k, v := range b.Annotations {
 			if p.Annotations == nil {
 				p.Annotations = map[string]string{}

@@ -227,8 +227,11 @@ func (s *Server) updateObject(c *call, namespace, name string, change mutation) 
 			return nil, storage.Object{}, err
 		}
 		op := storage.Update
-		if m.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) == 0 && !c.res.HoldsDeletion(obj) {
-			op = storage.Delete // the last finalizer is gone: deletion completes
+		if g := m.GetDeletionGracePeriodSeconds(); m.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) == 0 &&
+			!c.res.HoldsDeletion(obj) && (g == nil || *g == 0) {
+			// The last finalizer is gone: deletion completes, unless a
+			// grace period runs (a pod's, which its node ends).
+			op = storage.Delete
 		}
 		if isDryRun(c.r) {
 			return obj, storage.Object{}, nil
