@@ -392,6 +392,27 @@ func (ws *watchStream) change(ev pgwatch.Event, ls labels.Selector, fs fields.Se
 func (ws *watchStream) send(t watch.EventType, data []byte, shared *pgwatch.Shared) error {
 	c := ws.c
 	if ws.wild {
+		if ws.enc == nil && c.out.as == "" && c.res.FromStorage == nil {
+			frame, err := shared.Frame("wild-json/"+string(t), func() ([]byte, error) {
+				marked, ok := markClusterJSON(data, ws.cluster)
+				if !ok {
+					obj, err := ws.s.markCluster(c, ws.cluster, data)
+					if err != nil {
+						return nil, err
+					}
+					if marked, err = ws.s.codecs.encode(obj, mediaJSON); err != nil {
+						return nil, err
+					}
+					marked = bytes.TrimRight(marked, "\n")
+				}
+				return jsonFrame(t, marked), nil
+			})
+			if err != nil {
+				return err
+			}
+			_, err = ws.Write(frame)
+			return err
+		}
 		obj, err := ws.s.markCluster(c, ws.cluster, data)
 		if err != nil {
 			return err
@@ -399,14 +420,7 @@ func (ws *watchStream) send(t watch.EventType, data []byte, shared *pgwatch.Shar
 		return ws.sendObject(t, obj)
 	}
 	if ws.enc == nil && c.out.as == "" && c.res.FromStorage == nil {
-		frame, _ := shared.Frame("json/"+string(t), func() ([]byte, error) {
-			buf := make([]byte, 0, len(data)+40)
-			buf = append(buf, `{"type":"`...)
-			buf = append(buf, t...)
-			buf = append(buf, `","object":`...)
-			buf = append(buf, data...)
-			return append(buf, "}\n"...), nil
-		})
+		frame, _ := shared.Frame("json/"+string(t), func() ([]byte, error) { return jsonFrame(t, data), nil })
 		_, err := ws.Write(frame)
 		return err
 	}
@@ -474,4 +488,14 @@ func (ws *watchStream) sendStatus(err *apierrors.StatusError) {
 	st.Kind, st.APIVersion = "Status", "v1"
 	_ = ws.sendObject(watch.Error, &st)
 	ws.flush()
+}
+
+// jsonFrame is one JSON watch event line around an object's JSON.
+func jsonFrame(t watch.EventType, object []byte) []byte {
+	buf := make([]byte, 0, len(object)+40)
+	buf = append(buf, `{"type":"`...)
+	buf = append(buf, t...)
+	buf = append(buf, `","object":`...)
+	buf = append(buf, object...)
+	return append(buf, "}\n"...)
 }

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -166,20 +168,22 @@ func tooOld(rv string) *apierrors.StatusError {
 	return apierrors.NewResourceExpired("too old resource version: " + rv)
 }
 
-// wildcardSnapshot lists the resource in every cluster, each object marked
-// with its cluster, and the position the list stands at.
-func (s *Server) wildcardSnapshot(c *call, namespace string, keep func(cluster string, o *storage.Object) bool) ([]runtime.Object, pgwatch.Position, error) {
-	var objs []runtime.Object
-	vec, err := s.cfg.Store.ListAll(c.ctx, storage.ListAllOptions{Resource: c.res.StorageKey(), Namespace: namespace,
+// stored is one object of the wildcard view's list: its cluster and
+// stored JSON.
+type stored struct {
+	cluster string
+	data    []byte
+}
+
+// wildcardSnapshot lists the resource in every cluster and the position
+// the list stands at.
+func (s *Server) wildcardSnapshot(c *call, lo storage.ListOptions) ([]stored, pgwatch.Position, error) {
+	var items []stored
+	vec, err := s.cfg.Store.ListAll(c.ctx, storage.ListAllOptions{Resource: c.res.StorageKey(), Namespace: lo.Namespace,
 		Visit: func(o *storage.Object) error {
-			if keep != nil && !keep(o.Cluster, o) {
-				return nil
+			if selected(o, lo.Labels, lo.Fields) {
+				items = append(items, stored{cluster: o.Cluster, data: bytes.Clone(o.Data)})
 			}
-			obj, err := s.markCluster(c, o.Cluster, o.Data)
-			if err != nil {
-				return err
-			}
-			objs = append(objs, obj)
 			return nil
 		}})
 	if err != nil {
@@ -189,7 +193,7 @@ func (s *Server) wildcardSnapshot(c *call, namespace string, keep func(cluster s
 	for _, v := range vec {
 		pos[v.Name] = v.Current
 	}
-	return objs, pos, nil
+	return items, pos, nil
 }
 
 // wildcardList answers a list across clusters. Paging is not offered (a
@@ -203,13 +207,38 @@ func (s *Server) wildcardList(c *call) error {
 	if c.r.URL.Query().Get("resourceVersionMatch") == string(metav1.ResourceVersionMatchExact) {
 		return tooOld(c.r.URL.Query().Get("resourceVersion"))
 	}
-	objs, pos, err := s.wildcardSnapshot(c, lo.Namespace, func(_ string, o *storage.Object) bool {
-		return selected(o, lo.Labels, lo.Fields)
-	})
+	items, pos, err := s.wildcardSnapshot(c, lo)
 	if err != nil {
 		return err
 	}
-	return s.respondList(c, objs, metav1.ListMeta{ResourceVersion: s.positions.put(pos)})
+	lm := metav1.ListMeta{ResourceVersion: s.positions.put(pos)}
+	if c.out.media == mediaJSON && c.out.as == "" && c.res.FromStorage == nil {
+		var buf bytes.Buffer
+		for _, it := range items {
+			marked, ok := markClusterJSON(it.data, it.cluster)
+			if !ok {
+				return s.wildcardListDecoded(c, items, lm)
+			}
+			if buf.Len() > 0 {
+				buf.WriteByte(',')
+			}
+			buf.Write(marked)
+		}
+		return s.writeRawList(c, lm, buf.Bytes())
+	}
+	return s.wildcardListDecoded(c, items, lm)
+}
+
+func (s *Server) wildcardListDecoded(c *call, items []stored, lm metav1.ListMeta) error {
+	objs := make([]runtime.Object, 0, len(items))
+	for _, it := range items {
+		obj, err := s.markCluster(c, it.cluster, it.data)
+		if err != nil {
+			return err
+		}
+		objs = append(objs, obj)
+	}
+	return s.respondList(c, objs, lm)
 }
 
 // wildcardOptions reads a wildcard request's selectors; resourceVersion is
@@ -254,12 +283,10 @@ func (s *Server) wildcardWatch(c *call) error {
 	ws.flusher, _ = c.w.(http.Flusher)
 	ws.setEncoder()
 
-	var snapshot []runtime.Object
+	var snapshot []stored
 	var from pgwatch.Position
 	if initial || rv == "" || rv == "0" {
-		snapshot, from, err = s.wildcardSnapshot(c, lo.Namespace, func(_ string, o *storage.Object) bool {
-			return selected(o, lo.Labels, lo.Fields)
-		})
+		snapshot, from, err = s.wildcardSnapshot(c, lo)
 		if err != nil {
 			return err
 		}
@@ -294,10 +321,11 @@ func (s *Server) wildcardWatch(c *call) error {
 }
 
 // streamAll is stream for the wildcard view.
-func (ws *watchStream) streamAll(ctx context.Context, w *pgwatch.Watcher, snapshot []runtime.Object, from pgwatch.Position,
+func (ws *watchStream) streamAll(ctx context.Context, w *pgwatch.Watcher, snapshot []stored, from pgwatch.Position,
 	initial, bookmarks bool, lo storage.ListOptions) {
 	for _, o := range snapshot {
-		if err := ws.sendObject(watch.Added, o); err != nil {
+		ws.cluster = o.cluster
+		if err := ws.send(watch.Added, o.data, nil); err != nil {
 			return
 		}
 	}
@@ -376,4 +404,81 @@ func mergePositions(feed, from pgwatch.Position) pgwatch.Position {
 		return feed
 	}
 	return out
+}
+
+// markClusterJSON names cluster in a stored object's JSON without decoding
+// it: it reads the top-level keys as far as metadata, and metadata's keys
+// as far as annotations, and splices the annotation in there. Watchers of
+// the wildcard view (every controller, the scheduler, the agents) get every
+// change of a resource, so decoding and encoding each one would cost far
+// more than the plain view's shared frames. ok is false for JSON it does
+// not expect; the caller then decodes.
+func markClusterJSON(data []byte, cluster string) (out []byte, ok bool) {
+	entry, err := json.Marshal(ClusterAnnotation)
+	if err != nil {
+		return nil, false
+	}
+	value, err := json.Marshal(cluster)
+	if err != nil {
+		return nil, false
+	}
+	pair := string(entry) + ":" + string(value)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, false
+	}
+	skip := func() bool {
+		var v json.RawMessage
+		return dec.Decode(&v) == nil
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if key, isKey := k.(string); err != nil || !isKey {
+			return nil, false
+		} else if key != "metadata" {
+			if !skip() {
+				return nil, false
+			}
+			continue
+		}
+		if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+			return nil, false
+		}
+		metaOpen := int(dec.InputOffset())
+		metaEmpty := !dec.More()
+		for dec.More() {
+			k, err := dec.Token()
+			key, isKey := k.(string)
+			if err != nil || !isKey {
+				return nil, false
+			}
+			if key != "annotations" {
+				if !skip() {
+					return nil, false
+				}
+				continue
+			}
+			if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+				return nil, false
+			}
+			at := int(dec.InputOffset())
+			if dec.More() {
+				pair += ","
+			}
+			return splice(data, at, pair), true
+		}
+		insert := `"annotations":{` + pair + `}`
+		if !metaEmpty {
+			insert += ","
+		}
+		return splice(data, metaOpen, insert), true
+	}
+	return nil, false
+}
+
+func splice(data []byte, at int, s string) []byte {
+	out := make([]byte, 0, len(data)+len(s))
+	out = append(out, data[:at]...)
+	out = append(out, s...)
+	return append(out, data[at:]...)
 }
