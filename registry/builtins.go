@@ -26,7 +26,7 @@ func builtins() []*Resource {
 		// core/v1
 		{Version: "v1", Resource: "pods", Kind: "Pod", Namespaced: true, ShortNames: []string{"po"}, Categories: all,
 			Status: true, Fields: podFields, Prepare: preparePod, GracefulDelete: podGracefulDelete,
-			Subresources: []string{"binding"}, Generation: true},
+			Subresources: []string{"binding", "eviction"}, Generation: true},
 		{Version: "v1", Resource: "services", Kind: "Service", Namespaced: true, ShortNames: []string{"svc"}, Categories: all,
 			Status: true, NameRule: dns1035Label, Immutable: []string{"spec.ipFamilyPolicy"}},
 		{Version: "v1", Resource: "endpoints", Kind: "Endpoints", Namespaced: true, ShortNames: []string{"ep"}},

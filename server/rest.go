@@ -155,6 +155,7 @@ var subresourceHandlers = map[string]struct {
 	serve func(*Server, *call) error
 }{
 	"binding":  {"create", (*Server).bindPod},
+	"eviction": {"create", (*Server).evictPod},
 	"finalize": {"update", (*Server).finalizeNamespace},
 	"token":    {"create", (*Server).createVirtual},
 }
@@ -162,8 +163,9 @@ var subresourceHandlers = map[string]struct {
 // subresourceKinds are the kinds the special subresources' bodies have,
 // for decoding and discovery; one not listed has its parent's kind.
 var subresourceKinds = map[string]schema.GroupVersionKind{
-	"binding": {Version: "v1", Kind: "Binding"},
-	"token":   {Group: "authentication.k8s.io", Version: "v1", Kind: "TokenRequest"},
+	"binding":  {Version: "v1", Kind: "Binding"},
+	"eviction": {Group: "policy", Version: "v1", Kind: "Eviction"},
+	"token":    {Group: "authentication.k8s.io", Version: "v1", Kind: "TokenRequest"},
 }
 
 func methodNotAllowed(c *call) error {
