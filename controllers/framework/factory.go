@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -141,6 +142,7 @@ var (
 	coord  = coordinationv1.SchemeGroupVersion.WithResource
 	disco  = discoveryv1.SchemeGroupVersion.WithResource
 	policy = policyv1.SchemeGroupVersion.WithResource
+	stor   = storagev1.SchemeGroupVersion.WithResource
 )
 
 // Typed informers: one statement each.
@@ -204,4 +206,7 @@ func (f *Factory) ControllerRevisions() *Informer[*appsv1.ControllerRevision] {
 }
 func (f *Factory) PodDisruptionBudgets() *Informer[*policyv1.PodDisruptionBudget] {
 	return typed[*policyv1.PodDisruptionBudget, *policyv1.PodDisruptionBudgetList](f, policy("poddisruptionbudgets"), f.lw().PolicyV1().PodDisruptionBudgets(""))
+}
+func (f *Factory) StorageClasses() *Informer[*storagev1.StorageClass] {
+	return typed[*storagev1.StorageClass, *storagev1.StorageClassList](f, stor("storageclasses"), f.lw().StorageV1().StorageClasses())
 }
