@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand"
 	"net"
 	"net/http"
@@ -62,23 +63,10 @@ func (s *Server) watch(c *call) error {
 	}
 	initial := q.Get("sendInitialEvents") == "true"
 	bookmarks := q.Get("allowWatchBookmarks") == "true"
-	timeout := time.Duration(1800+rand.Intn(1800)) * time.Second
-	if v := q.Get("timeoutSeconds"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return badRequest("timeoutSeconds must be a non-negative integer, got %q", v)
-		}
-		if n > 0 {
-			timeout = time.Duration(n) * time.Second
-		}
+	ws, timeout, err := s.newWatchStream(c)
+	if err != nil {
+		return err
 	}
-	if c.out.as == "PartialObjectMetadataList" {
-		c.out.as = "PartialObjectMetadata"
-	}
-
-	ws := &watchStream{s: s, c: c}
-	ws.flusher, _ = c.w.(http.Flusher)
-	ws.setEncoder()
 
 	cur, compacted, err := s.cfg.Store.CurrentRV(c.ctx, c.cluster)
 	if err != nil {
@@ -115,31 +103,64 @@ func (s *Server) watch(c *call) error {
 
 	// The stream may outlive this handler (see hijack): the watcher ends
 	// with the stream, in run, not with the request's context.
-	w, err := s.cfg.Watch.Watch(context.WithoutCancel(c.ctx), c.cluster, lo.Resource, lo.Namespace, last, func(ch *storage.Change) bool {
-		return selected(&ch.Object, lo.Labels, lo.Fields) || (ch.Prev != nil && selected(ch.Prev, lo.Labels, lo.Fields))
-	}, bookmarks)
+	w, err := s.cfg.Watch.Watch(context.WithoutCancel(c.ctx), c.cluster, lo.Resource, lo.Namespace, last, watchFilter(lo), bookmarks)
 	if errors.Is(err, storage.ErrCompacted) {
 		return ws.startWithError(apierrors.NewResourceExpired("too old resource version: " + strconv.FormatInt(last, 10)))
 	}
 	if err != nil {
 		return err
 	}
+	ws.run(timeout, w, func(ctx context.Context) { ws.stream(ctx, w, snapshot, last, initial, bookmarks, lo) })
+	return nil
+}
+
+// newWatchStream reads what every watch request asks of its stream: the
+// timeout (upstream's random 30–60 minutes unless given) and the form.
+func (s *Server) newWatchStream(c *call) (*watchStream, time.Duration, error) {
+	timeout := time.Duration(1800+rand.Intn(1800)) * time.Second
+	if v := c.r.URL.Query().Get("timeoutSeconds"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 || n > math.MaxInt32 {
+			return nil, 0, badRequest("timeoutSeconds must be a non-negative integer, got %q", v)
+		}
+		if n > 0 {
+			timeout = time.Duration(n) * time.Second
+		}
+	}
+	if c.out.as == "PartialObjectMetadataList" {
+		c.out.as = "PartialObjectMetadata"
+	}
+	ws := &watchStream{s: s, c: c}
+	ws.flusher, _ = c.w.(http.Flusher)
+	ws.setEncoder()
+	return ws, timeout, nil
+}
+
+// watchFilter tells the feed which changes may concern a watch with lo's
+// selectors: those whose new or replaced version is selected.
+func watchFilter(lo storage.ListOptions) pgwatch.Filter {
+	return func(ch *storage.Change) bool {
+		return selected(&ch.Object, lo.Labels, lo.Fields) || (ch.Prev != nil && selected(ch.Prev, lo.Labels, lo.Fields))
+	}
+}
+
+// run starts the stream and runs stream until it ends, then the watcher.
+func (ws *watchStream) run(timeout time.Duration, w *pgwatch.Watcher, stream func(context.Context)) {
 	ctx, cancel := ws.start(timeout)
 	run := func() {
 		defer cancel()
 		defer w.Stop()
 		defer ws.end()
-		ws.stream(ctx, w, snapshot, last, initial, bookmarks, lo)
+		stream(ctx)
 	}
 	if ws.conn != nil {
 		// The connection is ours now: stream from a fresh goroutine with
 		// a small stack, and let the request's goroutine, grown deep
 		// while parsing and listing, end.
 		go run()
-		return nil
+		return
 	}
 	run()
-	return nil
 }
 
 // stream sends the initial state, then every change until ctx ends.

@@ -8,9 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
-	"math"
-	mrand "math/rand"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -266,22 +263,11 @@ func (s *Server) wildcardWatch(c *call) error {
 	rv := q.Get("resourceVersion")
 	initial := q.Get("sendInitialEvents") == "true"
 	bookmarks := q.Get("allowWatchBookmarks") == "true"
-	timeout := time.Duration(1800+mrand.Intn(1800)) * time.Second
-	if v := q.Get("timeoutSeconds"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 || n > math.MaxInt32 {
-			return badRequest("timeoutSeconds must be a non-negative integer, got %q", v)
-		}
-		if n > 0 {
-			timeout = time.Duration(n) * time.Second
-		}
+	ws, timeout, err := s.newWatchStream(c)
+	if err != nil {
+		return err
 	}
-	if c.out.as == "PartialObjectMetadataList" {
-		c.out.as = "PartialObjectMetadata"
-	}
-	ws := &watchStream{s: s, c: c, wild: true}
-	ws.flusher, _ = c.w.(http.Flusher)
-	ws.setEncoder()
+	ws.wild = true
 
 	var snapshot []stored
 	var from pgwatch.Position
@@ -296,27 +282,14 @@ func (s *Server) wildcardWatch(c *call) error {
 			return ws.startWithError(tooOld(rv))
 		}
 	}
-	w, err := s.cfg.Watch.WatchAll(context.WithoutCancel(c.ctx), lo.Resource, lo.Namespace, from, func(ch *storage.Change) bool {
-		return selected(&ch.Object, lo.Labels, lo.Fields) || (ch.Prev != nil && selected(ch.Prev, lo.Labels, lo.Fields))
-	}, bookmarks)
+	w, err := s.cfg.Watch.WatchAll(context.WithoutCancel(c.ctx), lo.Resource, lo.Namespace, from, watchFilter(lo), bookmarks)
 	if errors.Is(err, storage.ErrCompacted) {
 		return ws.startWithError(tooOld(rv))
 	}
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ws.start(timeout)
-	run := func() {
-		defer cancel()
-		defer w.Stop()
-		defer ws.end()
-		ws.streamAll(ctx, w, snapshot, from, initial, bookmarks, lo)
-	}
-	if ws.conn != nil {
-		go run()
-		return nil
-	}
-	run()
+	ws.run(timeout, w, func(ctx context.Context) { ws.streamAll(ctx, w, snapshot, from, initial, bookmarks, lo) })
 	return nil
 }
 

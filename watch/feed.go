@@ -98,17 +98,18 @@ func (f *feed) poke() {
 	}
 }
 
-func (f *feed) run() {
-	tick := time.NewTicker(f.h.opts.CatchUp)
+func (f *feed) run() { tail(f.h.opts.CatchUp, f.wake, f.idle, f.catchUp) }
+
+// tail is a feed's loop: catch up, then wait for a wake or the next tick,
+// until the feed is idle.
+func tail(every time.Duration, wake <-chan struct{}, idle func() bool, catchUp func(context.Context)) {
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	ctx := context.Background()
-	for {
-		if f.idle() {
-			return
-		}
-		f.catchUp(ctx)
+	for !idle() {
+		catchUp(ctx)
 		select {
-		case <-f.wake:
+		case <-wake:
 		case <-tick.C:
 		}
 	}

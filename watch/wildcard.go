@@ -164,21 +164,7 @@ func (f *wildFeed) poke() {
 	}
 }
 
-func (f *wildFeed) run() {
-	tick := time.NewTicker(f.h.opts.CatchUp)
-	defer tick.Stop()
-	ctx := context.Background()
-	for {
-		if f.idle() {
-			return
-		}
-		f.catchUp(ctx)
-		select {
-		case <-f.wake:
-		case <-tick.C:
-		}
-	}
-}
+func (f *wildFeed) run() { tail(f.h.opts.CatchUp, f.wake, f.idle, f.catchUp) }
 
 func (f *wildFeed) idle() bool {
 	f.h.mu.Lock()
