@@ -17,7 +17,6 @@ package scheduler
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -38,8 +37,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
 
 // Names: the scheduler's own, its Events' source and its Lease.
@@ -111,56 +108,9 @@ func Run(ctx context.Context, o Options) error {
 	if !o.LeaderElect {
 		return runScheduler(ctx, o, clients)
 	}
-	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, LeaseNamespace, LeaseName,
-		clients.For(clients.DefaultCluster()).CoreV1(), clients.For(clients.DefaultCluster()).CoordinationV1(),
-		resourcelock.ResourceLockConfig{Identity: o.Identity})
-	if err != nil {
-		return err
-	}
-	var (
-		mu      sync.Mutex
-		runErr  error
-		leading bool
-	)
-	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:            lock,
-		LeaseDuration:   o.LeaseDuration,
-		RenewDeadline:   o.RenewDeadline,
-		RetryPeriod:     o.RetryPeriod,
-		ReleaseOnCancel: true,
-		Name:            LeaseName,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) {
-				mu.Lock()
-				leading = true
-				mu.Unlock()
-				log.Info("became leader", "identity", o.Identity)
-				err := runScheduler(ctx, o, clients)
-				mu.Lock()
-				runErr = err
-				mu.Unlock()
-			},
-			OnStoppedLeading: func() { log.Info("stopped leading", "identity", o.Identity) },
-			OnNewLeader: func(id string) {
-				if id != o.Identity {
-					log.Info("new leader elected", "leader", id)
-				}
-			},
-		},
-	})
-	if err != nil {
-		return err
-	}
-	le.Run(ctx)
-	mu.Lock()
-	defer mu.Unlock()
-	if runErr != nil {
-		return runErr
-	}
-	if ctx.Err() == nil && leading {
-		return errors.New("leader election lost")
-	}
-	return nil
+	return framework.RunElected(ctx, clients, framework.Election{Namespace: LeaseNamespace, Name: LeaseName, Identity: o.Identity,
+		LeaseDuration: o.LeaseDuration, RenewDeadline: o.RenewDeadline, RetryPeriod: o.RetryPeriod, Log: log},
+		func(ctx context.Context) error { return runScheduler(ctx, o, clients) })
 }
 
 // Scheduler places pods.
