@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -66,66 +65,8 @@ func knownControllers() []string {
 	return names
 }
 
-// controllerManagerChild is the controller manager `pgkube up` runs: the
-// same binary as a child process, restarted when it exits on its own.
-type controllerManagerChild struct {
-	kubeconfig string
-	log        *slog.Logger
-	done       chan struct{}
-}
-
-// startControllerManager runs `pgkube controller-manager` until ctx ends;
-// wait returns once it has stopped.
+// startControllerManager runs `pgkube controller-manager` as a child of
+// `pgkube up` until ctx ends; wait returns once it has stopped.
 func startControllerManager(ctx context.Context, kubeconfig string, log *slog.Logger) (wait func(), err error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	c := &controllerManagerChild{kubeconfig: kubeconfig, log: log, done: make(chan struct{})}
-	go c.loop(ctx, exe)
-	return func() { <-c.done }, nil
-}
-
-func (c *controllerManagerChild) loop(ctx context.Context, exe string) {
-	defer close(c.done)
-	backoff := time.Second
-	for {
-		started := time.Now()
-		cmd := exec.Command(exe, "controller-manager", "--kubeconfig", c.kubeconfig)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		setChildAttrs(cmd)
-		if err := cmd.Start(); err != nil {
-			c.log.Error("controller manager did not start", "err", err)
-		} else {
-			c.log.Info("controller manager started", "pid", cmd.Process.Pid)
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
-			select {
-			case err := <-exited:
-				if ctx.Err() != nil {
-					return // it saw the Ctrl-C first
-				}
-				c.log.Error("controller manager exited; starting it again", "err", err)
-			case <-ctx.Done():
-				// Ctrl-C reaches the child too; a plain SIGTERM when not.
-				cmd.Process.Signal(os.Interrupt) //nolint:errcheck
-				select {
-				case <-exited:
-				case <-time.After(10 * time.Second):
-					cmd.Process.Kill() //nolint:errcheck
-					<-exited
-				}
-				return
-			}
-		}
-		if time.Since(started) > time.Minute {
-			backoff = time.Second
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 30*time.Second)
-	}
+	return startChild(ctx, "controller manager", []string{"controller-manager", "--kubeconfig", kubeconfig}, log)
 }
