@@ -29,7 +29,11 @@ func runUp(ctx context.Context, args []string) error {
 	withCM := fs.Bool("controller-manager", true, "run the controller manager (pgkube controller-manager) as a child process")
 	withScheduler := fs.Bool("scheduler", true, "run the scheduler (pgkube scheduler) as a child process")
 	agentRuntime := fs.String("agent", "simulated", "run a node agent (pgkube agent) for one node named after the host as a child process, with this runtime: simulated, cri, or none")
+	cmFlags := fs.String("controller-manager-flags", "", "more flags for the controller manager child, space-separated (e.g. --node-monitor-grace-period=5s)")
 	fs.Parse(args) //nolint:errcheck // ExitOnError
+	if *cmFlags != "" {
+		os.Setenv(controllerManagerFlagsEnv, *cmFlags) //nolint:errcheck // inherited by the child
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	o.Log = log
 	dir, err := filepath.Abs(*dataDir)
@@ -114,6 +118,10 @@ func runUp(ctx context.Context, args []string) error {
 	defer cancel()
 	return s.Shutdown(shutdown)
 }
+
+// controllerManagerFlagsEnv passes up's --controller-manager-flags to the
+// controller manager child.
+const controllerManagerFlagsEnv = "PGKUBE_CONTROLLER_MANAGER_FLAGS"
 
 func defaultDataDir() string {
 	if d := os.Getenv("PGKUBE_DATA_DIR"); d != "" {

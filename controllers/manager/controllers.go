@@ -2,6 +2,7 @@ package manager
 
 import (
 	"github.com/pgkube/pgkube/controllers/cronjob"
+	"github.com/pgkube/pgkube/controllers/daemonset"
 	"github.com/pgkube/pgkube/controllers/deployment"
 	"github.com/pgkube/pgkube/controllers/disruption"
 	"github.com/pgkube/pgkube/controllers/endpoints"
@@ -10,6 +11,8 @@ import (
 	"github.com/pgkube/pgkube/controllers/gc"
 	"github.com/pgkube/pgkube/controllers/job"
 	"github.com/pgkube/pgkube/controllers/namespace"
+	"github.com/pgkube/pgkube/controllers/nodelifecycle"
+	"github.com/pgkube/pgkube/controllers/podgc"
 	"github.com/pgkube/pgkube/controllers/replicaset"
 	"github.com/pgkube/pgkube/controllers/serviceaccount"
 	"github.com/pgkube/pgkube/controllers/statefulset"
@@ -32,6 +35,9 @@ var Controllers = map[string]func(*framework.Context) (framework.Runnable, error
 	"endpoint":                endpoints.New,
 	"endpointslice":           endpointslice.New,
 	"persistentvolume-binder": volumebinding.New,
+	"daemonset":               daemonset.New,
+	"nodelifecycle":           nodelifecycle.New,
+	"podgc":                   podgc.New,
 	// Time-based controllers take the test clock when
 	// PGKUBE_TEST_CLOCK_FILE is set (see controllers/testclock).
 	"job":                testclock.Wrap(job.New),
