@@ -16,6 +16,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,46 +108,84 @@ current-context: bench
 	return os.WriteFile(path, []byte(cfg), 0o600)
 }
 
-func runControllers(ctx context.Context, c config, api *apiServer, bin, dir string) (controllersResults, error) {
-	res := controllersResults{replicas: c.controllersReplicas, deployments: c.controllersDeployments, perDeployment: c.controllersPerDeployment}
-	kc := filepath.Join(dir, "bench.kubeconfig")
-	if err := writeAdminKubeconfig(kc, api.url, api.admin); err != nil {
-		return res, err
-	}
-	step(fmt.Sprintf("controllers: starting the controller manager, the scheduler and %d simulated nodes", c.controllersNodes))
-	cm, err := startChild(bin, filepath.Join(dir, "controller-manager.log"), "controller-manager", "--kubeconfig", kc, "--leader-elect=false")
-	if err != nil {
-		return res, err
-	}
-	defer cm.stop()
-	sched, err := startChild(bin, filepath.Join(dir, "scheduler.log"), "scheduler", "--kubeconfig", kc, "--leader-elect=false")
-	if err != nil {
-		return res, err
-	}
-	defer sched.stop()
-	agent, err := startChild(bin, filepath.Join(dir, "agent.log"), "agent", "--kubeconfig", kc, "--runtime", "simulated",
-		"--nodes", fmt.Sprint(c.controllersNodes), "--node-name", "bench-node", "--capacity", "cpu=64,memory=256Gi,pods=500",
-		"--events=false")
-	if err != nil {
-		return res, err
-	}
-	defer agent.stop()
+// companions are the client processes a section runs next to the API
+// server, and an admin client.
+type companions struct {
+	kubeconfig       string
+	cm, sched, agent *child
+	cs               *kubernetes.Clientset
+	tr               *http.Transport
+}
 
-	cs, tr, err := api.adminClientset(8)
-	if err != nil {
-		return res, err
+func (p *companions) stop() {
+	p.tr.CloseIdleConnections()
+	for _, c := range []*child{p.agent, p.sched, p.cm} {
+		if c != nil {
+			c.stop()
+		}
 	}
-	defer tr.CloseIdleConnections()
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: controllersNamespace}},
+}
+
+// startCompanions starts the controller manager, the scheduler and an agent
+// simulating nodes (agentArgs: more flags), makes namespace, and waits for
+// the nodes. Logs go to dir/PREFIX-*.log.
+func startCompanions(ctx context.Context, api *apiServer, bin, dir, prefix, namespace string, nodes int, agentArgs ...string) (*companions, error) {
+	p := &companions{kubeconfig: filepath.Join(dir, prefix+".kubeconfig")}
+	if err := writeAdminKubeconfig(p.kubeconfig, api.url, api.admin); err != nil {
+		return nil, err
+	}
+	start := func(name string, args ...string) (*child, error) {
+		return startChild(bin, filepath.Join(dir, prefix+"-"+name+".log"), append(args, "--kubeconfig", p.kubeconfig)...)
+	}
+	var err error
+	fail := func(err error) (*companions, error) {
+		if p.tr != nil {
+			p.stop()
+		} else {
+			for _, c := range []*child{p.agent, p.sched, p.cm} {
+				if c != nil {
+					c.stop()
+				}
+			}
+		}
+		return nil, err
+	}
+	if p.cm, err = start("controller-manager", "controller-manager", "--leader-elect=false"); err != nil {
+		return fail(err)
+	}
+	if p.sched, err = start("scheduler", "scheduler", "--leader-elect=false"); err != nil {
+		return fail(err)
+	}
+	agent := append([]string{"agent", "--runtime", "simulated", "--nodes", fmt.Sprint(nodes), "--node-name", prefix + "-node"}, agentArgs...)
+	if p.agent, err = start("agent", agent...); err != nil {
+		return fail(err)
+	}
+	if p.cs, p.tr, err = api.adminClientset(8); err != nil {
+		return fail(err)
+	}
+	if _, err := p.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}},
 		metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return res, err
+		return fail(err)
 	}
 	if err := waitFor(ctx, 2*time.Minute, "the simulated nodes", func() (bool, error) {
-		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		return err == nil && len(nodes.Items) >= c.controllersNodes, err
+		l, err := p.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		return err == nil && len(l.Items) >= nodes, err
 	}); err != nil {
+		return fail(err)
+	}
+	return p, nil
+}
+
+func runControllers(ctx context.Context, c config, api *apiServer, bin, dir string) (controllersResults, error) {
+	res := controllersResults{replicas: c.controllersReplicas, deployments: c.controllersDeployments, perDeployment: c.controllersPerDeployment}
+	step(fmt.Sprintf("controllers: starting the controller manager, the scheduler and %d simulated nodes", c.controllersNodes))
+	p, err := startCompanions(ctx, api, bin, dir, "controllers", controllersNamespace, c.controllersNodes,
+		"--capacity", "cpu=64,memory=256Gi,pods=500", "--events=false")
+	if err != nil {
 		return res, err
 	}
+	defer p.stop()
+	cs, cm := p.cs, p.cm
 
 	// One big Deployment.
 	step(fmt.Sprintf("controllers: a Deployment of %d replicas", c.controllersReplicas))

@@ -24,7 +24,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/cache"
@@ -59,43 +58,13 @@ func (r schedulingResults) throughput() float64 {
 
 func runScheduling(ctx context.Context, c config, api *apiServer, bin, dir string, mem *sampler) (schedulingResults, error) {
 	res := schedulingResults{nodes: c.schedulingNodes, pods: c.schedulingDeployments * c.schedulingReplicas}
-	kc := filepath.Join(dir, "scheduling.kubeconfig")
-	if err := writeAdminKubeconfig(kc, api.url, api.admin); err != nil {
-		return res, err
-	}
 	step(fmt.Sprintf("scheduling: the controller manager, the scheduler and %d simulated nodes", c.schedulingNodes))
-	cm, err := startChild(bin, filepath.Join(dir, "scheduling-controller-manager.log"), "controller-manager", "--kubeconfig", kc, "--leader-elect=false")
+	p, err := startCompanions(ctx, api, bin, dir, "scheduling", schedulingNamespace, c.schedulingNodes, "--events=false")
 	if err != nil {
 		return res, err
 	}
-	defer cm.stop()
-	sched, err := startChild(bin, filepath.Join(dir, "scheduling-scheduler.log"), "scheduler", "--kubeconfig", kc, "--leader-elect=false")
-	if err != nil {
-		return res, err
-	}
-	defer func() { sched.stop() }()
-	agent, err := startChild(bin, filepath.Join(dir, "scheduling-agent.log"), "agent", "--kubeconfig", kc, "--runtime", "simulated",
-		"--nodes", fmt.Sprint(c.schedulingNodes), "--node-name", "sched-node", "--events=false")
-	if err != nil {
-		return res, err
-	}
-	defer agent.stop()
-
-	cs, tr, err := api.adminClientset(8)
-	if err != nil {
-		return res, err
-	}
-	defer tr.CloseIdleConnections()
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: schedulingNamespace}},
-		metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return res, err
-	}
-	if err := waitFor(ctx, 2*time.Minute, "the simulated nodes", func() (bool, error) {
-		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "type=simulated"})
-		return err == nil && len(nodes.Items) >= c.schedulingNodes, err
-	}); err != nil {
-		return res, err
-	}
+	defer p.stop()
+	cs, sched, agent, kc := p.cs, p.sched, p.agent, p.kubeconfig
 
 	// Follow the pods with an informer on the namespace: when each
 	// appears, is bound and runs.
@@ -231,6 +200,8 @@ func runScheduling(ctx context.Context, c config, api *apiServer, bin, dir strin
 		wg.Wait()
 		return res, err
 	}
+	p.sched = sched // stopped with the others
+
 	err = waitFor(ctx, 10*time.Minute, "the waiting pods bound", func() (bool, error) {
 		_, bound, _, _ := counts()
 		return bound >= boundBefore+res.drainPods, nil
