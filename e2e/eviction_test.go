@@ -1,0 +1,202 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+)
+
+func evPod(name string, lbls map[string]string) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: lbls},
+		Spec: corev1.PodSpec{TerminationGracePeriodSeconds: ptr.To[int64](0),
+			Containers: []corev1.Container{{Name: "c", Image: "nginx"}}}}
+}
+
+func waitPDB(t *testing.T, cs kubernetes.Interface, ns, name string, check func(*policyv1.PodDisruptionBudget) error) *policyv1.PodDisruptionBudget {
+	t.Helper()
+	var pdb *policyv1.PodDisruptionBudget
+	within(t, 30*time.Second, "pdb "+name, func() (err error) {
+		pdb, err = cs.PolicyV1().PodDisruptionBudgets(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		return check(pdb)
+	})
+	return pdb
+}
+
+func pdbIs(healthy, desired, expected, allowed int32) func(*policyv1.PodDisruptionBudget) error {
+	return func(p *policyv1.PodDisruptionBudget) error {
+		s := p.Status
+		if s.ObservedGeneration != p.Generation || s.CurrentHealthy != healthy || s.DesiredHealthy != desired ||
+			s.ExpectedPods != expected || s.DisruptionsAllowed != allowed {
+			return fmt.Errorf("status %+v (generation %d)", s, p.Generation)
+		}
+		return nil
+	}
+}
+
+func evict(cs kubernetes.Interface, ns, name string, opts *metav1.DeleteOptions) error {
+	return cs.PolicyV1().Evictions(ns).Evict(context.Background(), &policyv1.Eviction{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, DeleteOptions: opts})
+}
+
+// TestEvictionWithBudget: the disruption controller's status and the
+// eviction subresource that spends it.
+func TestEvictionWithBudget(t *testing.T) {
+	srv := sharedServer(t)
+	cs := kubernetes.NewForConfigOrDie(restConfig(t, srv, false))
+	ctx := context.Background()
+	const ns = "evict-e2e"
+	namespace(t, cs, ns)
+	web := map[string]string{"app": "web"}
+	for _, n := range []string{"a", "b", "c"} {
+		if _, err := cs.CoreV1().Pods(ns).Create(ctx, evPod(n, web), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		setPodReady(t, cs, ns, n, true)
+	}
+	_, err := cs.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, &policyv1.PodDisruptionBudget{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: ptr.To(intstr.FromInt32(2)),
+			Selector: &metav1.LabelSelector{MatchLabels: web}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pdb := waitPDB(t, cs, ns, "web", pdbIs(3, 2, 3, 1))
+	if c := meta.FindStatusCondition(pdb.Status.Conditions, policyv1.DisruptionAllowedCondition); c == nil ||
+		c.Status != metav1.ConditionTrue || c.Reason != policyv1.SufficientPodsReason {
+		t.Errorf("condition %+v", c)
+	}
+
+	// 404 for a pod that does not exist.
+	if err := evict(cs, ns, "nope", nil); !apierrors.IsNotFound(err) {
+		t.Errorf("missing pod: %v", err)
+	}
+	// dry run spends nothing.
+	if err := evict(cs, ns, "a", &metav1.DeleteOptions{DryRun: []string{"All"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Pods(ns).Get(ctx, "a", metav1.GetOptions{}); err != nil {
+		t.Fatalf("dry-run eviction deleted the pod: %v", err)
+	}
+	// The one disruption allowed.
+	if err := evict(cs, ns, "a", nil); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 10*time.Second, "pod a gone", func() error {
+		if _, err := cs.CoreV1().Pods(ns).Get(ctx, "a", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("pod a: %v", err)
+		}
+		return nil
+	})
+	waitPDB(t, cs, ns, "web", pdbIs(2, 2, 2, 0))
+	// The next would violate the budget.
+	err = evict(cs, ns, "b", nil)
+	if !apierrors.IsTooManyRequests(err) {
+		t.Fatalf("evicting b: %v, want 429", err)
+	}
+	st := err.(apierrors.APIStatus).Status()
+	if st.Message != "Cannot evict pod as it would violate the pod's disruption budget." || st.Details == nil ||
+		len(st.Details.Causes) != 1 || st.Details.Causes[0].Type != policyv1.DisruptionBudgetCause ||
+		st.Details.Causes[0].Message != "The disruption budget web needs 2 healthy pods and has 2 currently" {
+		t.Errorf("refusal %+v", st)
+	}
+	if _, err := cs.CoreV1().Pods(ns).Get(ctx, "b", metav1.GetOptions{}); err != nil {
+		t.Fatalf("refused eviction deleted the pod: %v", err)
+	}
+	// An unready pod while the budget is short: refused too (IfHealthyBudget).
+	setPodReady(t, cs, ns, "c", false)
+	waitPDB(t, cs, ns, "web", pdbIs(1, 2, 2, 0))
+	if err := evict(cs, ns, "c", nil); !apierrors.IsTooManyRequests(err) {
+		t.Fatalf("evicting unready c: %v, want 429", err)
+	}
+	// AlwaysAllow lets unready pods go.
+	patch := []byte(`{"spec":{"unhealthyPodEvictionPolicy":"AlwaysAllow"}}`)
+	if _, err := cs.PolicyV1().PodDisruptionBudgets(ns).Patch(ctx, "web", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPDB(t, cs, ns, "web", pdbIs(1, 2, 2, 0))
+	if err := evict(cs, ns, "c", nil); err != nil {
+		t.Fatalf("evicting unready c with AlwaysAllow: %v", err)
+	}
+	// Pending pods are not protected.
+	if _, err := cs.CoreV1().Pods(ns).Create(ctx, evPod("pending", web), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := evict(cs, ns, "pending", nil); err != nil {
+		t.Fatalf("evicting a pending pod: %v", err)
+	}
+	// The Eviction's deleteOptions are honoured: a wrong uid precondition fails.
+	if err := evict(cs, ns, "b", &metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: ptr.To(types.UID("wrong"))}}); err == nil {
+		t.Error("eviction with a wrong uid precondition succeeded")
+	}
+}
+
+// TestPDBMaxUnavailablePercent: percentages are of the controllers' scale.
+func TestPDBMaxUnavailablePercent(t *testing.T) {
+	srv := sharedServer(t)
+	cs := kubernetes.NewForConfigOrDie(restConfig(t, srv, false))
+	ctx := context.Background()
+	const ns = "pdb-pct-e2e"
+	namespace(t, cs, ns)
+	// The budget selects tier=pct: the ReplicaSet's pods and a bare pod
+	// the ReplicaSet (app=pct) does not adopt.
+	lbl := map[string]string{"tier": "pct"}
+	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "pct"},
+		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](4), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "pct"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "pct", "tier": "pct"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "nginx"}}}}}}
+	if _, err := cs.AppsV1().ReplicaSets(ns).Create(ctx, rs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var pods []corev1.Pod
+	within(t, 30*time.Second, "4 pods", func() error {
+		l, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=pct"})
+		if err != nil {
+			return err
+		}
+		if len(l.Items) != 4 {
+			return fmt.Errorf("%d pods", len(l.Items))
+		}
+		pods = l.Items
+		return nil
+	})
+	for _, p := range pods[:3] {
+		setPodReady(t, cs, ns, p.Name, true)
+	}
+	_, err := cs.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, &policyv1.PodDisruptionBudget{
+		ObjectMeta: metav1.ObjectMeta{Name: "pct"},
+		Spec: policyv1.PodDisruptionBudgetSpec{MaxUnavailable: ptr.To(intstr.FromString("50%")),
+			Selector: &metav1.LabelSelector{MatchLabels: lbl}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitPDB(t, cs, ns, "pct", pdbIs(3, 2, 4, 1))
+	// A bare pod under the budget: no controller, the sync fails safe.
+	bare := evPod("bare", lbl)
+	if _, err := cs.CoreV1().Pods(ns).Create(ctx, bare, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPDB(t, cs, ns, "pct", func(p *policyv1.PodDisruptionBudget) error {
+		c := meta.FindStatusCondition(p.Status.Conditions, policyv1.DisruptionAllowedCondition)
+		if c == nil || c.Reason != policyv1.SyncFailedReason || p.Status.DisruptionsAllowed != 0 ||
+			!strings.Contains(c.Message, `found no controller ref for pod "bare"`) {
+			return fmt.Errorf("condition %+v allowed %d", c, p.Status.DisruptionsAllowed)
+		}
+		return nil
+	})
+}
