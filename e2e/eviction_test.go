@@ -200,3 +200,109 @@ func TestPDBMaxUnavailablePercent(t *testing.T) {
 		return nil
 	})
 }
+
+// TestKubectlDrainWithBudget: kubectl drain evicts a node's pods through
+// the eviction subresource, waiting while the budget refuses until the
+// replacement elsewhere is ready.
+func TestKubectlDrainWithBudget(t *testing.T) {
+	srv := sharedServer(t)
+	cs := kubernetes.NewForConfigOrDie(restConfig(t, srv, false))
+	k := wlKubectl(t, srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const ns = "drain-e2e"
+	namespace(t, cs, ns)
+	for _, n := range []string{"drain-node", "drain-spare"} {
+		cs.CoreV1().Nodes().Delete(ctx, n, metav1.DeleteOptions{}) //nolint:errcheck
+		if _, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		name := n
+		t.Cleanup(func() { cs.CoreV1().Nodes().Delete(context.Background(), name, metav1.DeleteOptions{}) }) //nolint:errcheck
+	}
+	lbl := map[string]string{"app": "drain"}
+	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "drain"},
+		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: lbl},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl},
+				Spec: corev1.PodSpec{TerminationGracePeriodSeconds: ptr.To[int64](0),
+					Containers: []corev1.Container{{Name: "c", Image: "nginx"}},
+					Volumes:    []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}}}}}
+	if _, err := cs.AppsV1().ReplicaSets(ns).Create(ctx, rs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Plays scheduler and node agent: unbound pods go to target, bound
+	// ones are reported Running and Ready.
+	target := "drain-node"
+	place := func() (placed int, err error) {
+		l, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=drain"})
+		if err != nil {
+			return 0, err
+		}
+		for _, p := range l.Items {
+			if p.DeletionTimestamp != nil {
+				continue
+			}
+			if p.Spec.NodeName == "" {
+				err := cs.CoreV1().Pods(ns).Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: p.Name},
+					Target: corev1.ObjectReference{Kind: "Node", Name: target}}, metav1.CreateOptions{})
+				if err != nil {
+					return placed, err
+				}
+			}
+			if p.Status.Phase != corev1.PodRunning {
+				setPodReady(t, cs, ns, p.Name, true)
+			}
+			placed++
+		}
+		return placed, nil
+	}
+	within(t, 30*time.Second, "2 pods placed", func() error {
+		n, err := place()
+		if err == nil && n != 2 {
+			err = fmt.Errorf("%d pods", n)
+		}
+		return err
+	})
+	_, err := cs.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, &policyv1.PodDisruptionBudget{
+		ObjectMeta: metav1.ObjectMeta{Name: "drain"},
+		Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: ptr.To(intstr.FromInt32(1)),
+			Selector: &metav1.LabelSelector{MatchLabels: lbl}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitPDB(t, cs, ns, "drain", pdbIs(2, 1, 2, 1))
+	target = "drain-spare"
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			place() //nolint:errcheck
+			time.Sleep(300 * time.Millisecond)
+		}
+	}()
+	out, err := k.run("", "drain", "drain-node", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=90s")
+	cancel()
+	<-done
+	if err != nil {
+		t.Fatalf("kubectl drain: %v\n%s", err, out)
+	}
+	// Both pods at once would violate the budget: one eviction waited.
+	if !strings.Contains(out, "node/drain-node drained") || !strings.Contains(out, "evicting pod "+ns+"/") ||
+		!strings.Contains(out, "Cannot evict pod as it would violate the pod's disruption budget.") {
+		t.Errorf("drain output:\n%s", out)
+	}
+	bg := context.Background()
+	node, err := cs.CoreV1().Nodes().Get(bg, "drain-node", metav1.GetOptions{})
+	if err != nil || !node.Spec.Unschedulable {
+		t.Errorf("node not cordoned: %v", err)
+	}
+	l, err := cs.CoreV1().Pods(ns).List(bg, metav1.ListOptions{LabelSelector: "app=drain"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range l.Items {
+		if p.Spec.NodeName == "drain-node" {
+			t.Errorf("pod %s still on the drained node", p.Name)
+		}
+	}
+}
