@@ -140,9 +140,17 @@ func TestEvictionWithBudget(t *testing.T) {
 	if err := evict(cs, ns, "pending", nil); err != nil {
 		t.Fatalf("evicting a pending pod: %v", err)
 	}
-	// The Eviction's deleteOptions are honoured: a wrong uid precondition fails.
-	if err := evict(cs, ns, "b", &metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: ptr.To(types.UID("wrong"))}}); err == nil {
-		t.Error("eviction with a wrong uid precondition succeeded")
+	// The Eviction's deleteOptions are honoured: a wrong uid precondition
+	// is a conflict, and the pod stays.
+	if _, err := cs.CoreV1().Pods(ns).Create(ctx, evPod("pending2", web), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = evict(cs, ns, "pending2", &metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: ptr.To(types.UID("wrong"))}})
+	if !apierrors.IsConflict(err) {
+		t.Errorf("eviction with a wrong uid precondition: %v, want 409", err)
+	}
+	if _, err := cs.CoreV1().Pods(ns).Get(ctx, "pending2", metav1.GetOptions{}); err != nil {
+		t.Errorf("pod gone after a failed precondition: %v", err)
 	}
 }
 

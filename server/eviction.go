@@ -61,8 +61,10 @@ func (s *Server) evictPod(c *call) error {
 			return err
 		}
 		pod := cur.(*corev1.Pod)
-		err = s.evictOnce(c, pod, opts, dryRun)
-		if apierrors.IsConflict(err) && !rvGiven && attempt < 5 {
+		spent, err := s.evictOnce(c, pod, opts, dryRun)
+		// Conflicts before a disruption was spent are retried from a
+		// fresh read, as upstream (never twice from one budget).
+		if apierrors.IsConflict(err) && !spent && !rvGiven && attempt < 5 {
 			continue
 		}
 		if err != nil {
@@ -76,8 +78,9 @@ func (s *Server) evictPod(c *call) error {
 	return nil
 }
 
-// evictOnce is one attempt at evicting pod as last read.
-func (s *Server) evictOnce(c *call, pod *corev1.Pod, opts *metav1.DeleteOptions, dryRun bool) error {
+// evictOnce is one attempt at evicting pod as last read; spent reports
+// that a budget was decremented for it.
+func (s *Server) evictOnce(c *call, pod *corev1.Pod, opts *metav1.DeleteOptions, dryRun bool) (spent bool, err error) {
 	withRV := func() *metav1.DeleteOptions {
 		if opts.Preconditions != nil && opts.Preconditions.ResourceVersion != nil {
 			return opts
@@ -93,21 +96,21 @@ func (s *Server) evictOnce(c *call, pod *corev1.Pod, opts *metav1.DeleteOptions,
 	// Terminal, pending and deleting pods disrupt nothing more: no budget.
 	switch {
 	case pod.DeletionTimestamp != nil, pod.Status.Phase == corev1.PodSucceeded, pod.Status.Phase == corev1.PodFailed:
-		return s.evictDelete(c, opts)
+		return false, s.evictDelete(c, opts)
 	case pod.Status.Phase == corev1.PodPending:
-		return s.evictDelete(c, withRV())
+		return false, s.evictDelete(c, withRV())
 	}
 	pdbs, pdbRes, err := s.budgetsOf(c, pod)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(pdbs) > 1 {
-		return &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusInternalServerError,
+		return false, &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusInternalServerError,
 			Reason:  metav1.StatusReasonInternalError,
 			Message: "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."}}
 	}
 	if len(pdbs) == 0 {
-		return s.evictDelete(c, opts)
+		return false, s.evictDelete(c, opts)
 	}
 	pdb := pdbs[0]
 	if !podReady(pod) {
@@ -116,15 +119,15 @@ func (s *Server) evictOnce(c *call, pod *corev1.Pod, opts *metav1.DeleteOptions,
 			(pdb.Status.CurrentHealthy >= pdb.Status.DesiredHealthy && pdb.Status.DesiredHealthy > 0) {
 			err := s.evictDelete(c, withRV())
 			if apierrors.IsConflict(err) && (opts.Preconditions == nil || opts.Preconditions.ResourceVersion == nil) {
-				return tooManyRequests(pdb.Name, fmt.Sprintf("The disruption budget %s is still being processed by the server.", pdb.Name))
+				return false, tooManyRequests(pdb.Name, fmt.Sprintf("The disruption budget %s is still being processed by the server.", pdb.Name))
 			}
-			return err
+			return false, err
 		}
 	}
 	if err := s.takeDisruption(c, pdbRes, pdb.Name, pod.Name, dryRun); err != nil {
-		return err
+		return false, err
 	}
-	return s.evictDelete(c, opts)
+	return true, s.evictDelete(c, opts)
 }
 
 func tooManyRequests(pdb, msg string) error {
