@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"github.com/pgkube/pgkube/internal/pgtest"
 )
 
 func vbVolume(name, size, class string, policy corev1.PersistentVolumeReclaimPolicy) *corev1.PersistentVolume {
@@ -240,4 +244,79 @@ func TestVolumeBinderWaitForFirstConsumer(t *testing.T) {
 	}
 	waitClaimBound(t, cs, ns, "reserved", "vb-w-a")
 	waitVolumePhase(t, cs, "vb-w-b2", corev1.VolumeAvailable)
+}
+
+// TestHostPathProvisioning: with the real scheduler and node agent, a
+// pod's claim of a WaitForFirstConsumer pgkube.io/hostpath class gets a
+// volume provisioned on the chosen node under --hostpath-dir, bound, and
+// the pod runs there; with the claim deleted the Delete volume and its
+// directory go.
+func TestHostPathProvisioning(t *testing.T) {
+	certs, _ := testCerts(t)
+	volDir := t.TempDir()
+	srv := startUp(t, tempDir(t), freePort(t), pgtest.NewDatabase(t), "--cert-dir", certs,
+		"--controller-manager-flags", "--hostpath-dir="+volDir)
+	defer srv.stop() //nolint:errcheck
+	cs := kubernetes.NewForConfigOrDie(restConfig(t, srv, false))
+	ctx := context.Background()
+	const ns = "hostpath"
+	namespace(t, cs, ns)
+	wffc := storagev1.VolumeBindingWaitForFirstConsumer
+	vbCreate(t, cs, ns, &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "local"},
+		Provisioner: "pgkube.io/hostpath", VolumeBindingMode: &wffc})
+	vbCreate(t, cs, ns, vbClaim("data", "1Gi", "local"))
+	vbStaysPending(t, cs, ns, "data", 2*time.Second)
+	_, err := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "app"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}},
+			Volumes: []corev1.Volume{{Name: "d", VolumeSource: corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c *corev1.PersistentVolumeClaim
+	within(t, 60*time.Second, "claim bound", func() (err error) {
+		c, err = cs.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data", metav1.GetOptions{})
+		if err == nil && c.Status.Phase != corev1.ClaimBound {
+			err = fmt.Errorf("phase %s", c.Status.Phase)
+		}
+		return err
+	})
+	node := c.Annotations["volume.kubernetes.io/selected-node"]
+	if c.Spec.VolumeName != "pvc-"+string(c.UID) || node == "" {
+		t.Fatalf("claim %s annotations %v", c.Spec.VolumeName, c.Annotations)
+	}
+	v := waitVolumePhase(t, cs, c.Spec.VolumeName, corev1.VolumeBound)
+	if v.Spec.HostPath == nil || !strings.HasPrefix(v.Spec.HostPath.Path, volDir+"/") ||
+		v.Spec.PersistentVolumeReclaimPolicy != corev1.PersistentVolumeReclaimDelete || v.Spec.NodeAffinity == nil {
+		t.Fatalf("volume %+v", v.Spec)
+	}
+	if _, err := os.Stat(v.Spec.HostPath.Path); err != nil {
+		t.Errorf("volume directory: %v", err)
+	}
+	p := waitPod(t, cs, ns, "app", func(p *corev1.Pod) error {
+		if p.Status.Phase != corev1.PodRunning {
+			return fmt.Errorf("phase %s", p.Status.Phase)
+		}
+		return nil
+	})
+	if p.Spec.NodeName != node {
+		t.Errorf("pod on %q, volume on %q", p.Spec.NodeName, node)
+	}
+	zero := int64(0)
+	if err := cs.CoreV1().Pods(ns).Delete(ctx, "app", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, "data", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 60*time.Second, "provisioned volume deleted", func() error {
+		_, err := cs.CoreV1().PersistentVolumes().Get(ctx, v.Name, metav1.GetOptions{})
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("volume: %v", err)
+		}
+		if _, err := os.Stat(v.Spec.HostPath.Path); !os.IsNotExist(err) {
+			return fmt.Errorf("directory: %v", err)
+		}
+		return nil
+	})
 }

@@ -33,6 +33,7 @@ func runControllerManager(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.Framework.NodeMonitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "a node whose heartbeat is older is marked not ready")
 	fs.Int64Var(&o.Framework.DefaultTolerationSeconds, "default-not-ready-toleration-seconds", 300, "how long pods tolerate their node being unreachable or not ready")
 	fs.IntVar(&o.Framework.TerminatedPodGCThreshold, "terminated-pod-gc-threshold", 12500, "terminated pods kept before the oldest are deleted")
+	fs.StringVar(&o.Framework.HostPathDir, "hostpath-dir", os.Getenv("PGKUBE_HOSTPATH_DIR"), "directory under which volumes for claims of pgkube.io/hostpath storage classes are provisioned (empty: none)")
 	fs.Parse(args) //nolint:errcheck // ExitOnError
 	path := *kubeconfig
 	if path == "" {

@@ -28,6 +28,9 @@ type Options struct {
 	TerminatedPodGCThreshold int
 	// RootCAData is the CA published as kube-root-ca.crt (default: the kubeconfig's CA).
 	RootCAData []byte
+	// HostPathDir is where the volume binder provisions hostPath volumes
+	// for claims of pgkube.io/hostpath classes ("": no provisioning).
+	HostPathDir string
 }
 
 // Runnable is a controller: Run blocks until ctx ends.

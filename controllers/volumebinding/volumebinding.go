@@ -11,7 +11,6 @@ package volumebinding
 import (
 	"context"
 	"fmt"
-	"os"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -36,7 +35,7 @@ type Controller struct {
 	workers  int
 	queue    *framework.Queue
 	// HostPathDir, when set, is where volumes for claims of
-	// pgkube.io/hostpath classes are provisioned (PGKUBE_HOSTPATH_DIR).
+	// pgkube.io/hostpath classes are provisioned (--hostpath-dir).
 	HostPathDir string
 }
 
@@ -46,7 +45,7 @@ func New(c *framework.Context) (framework.Runnable, error) {
 		pvs: c.Factory.PersistentVolumes(), pvcs: c.Factory.PersistentVolumeClaims(),
 		classes: c.Factory.StorageClasses(), nodes: c.Factory.Nodes(),
 		client: c.Clients.For, recorder: c.Recorder, workers: c.Workers,
-		HostPathDir: os.Getenv("PGKUBE_HOSTPATH_DIR"),
+		HostPathDir: c.Options.HostPathDir,
 	}
 	if vc.workers <= 0 {
 		vc.workers = 5
