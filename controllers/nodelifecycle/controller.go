@@ -47,6 +47,15 @@ type Controller struct {
 
 	mu     sync.Mutex
 	probes map[framework.Key]*probe
+	// tainted: since when (the controller's clock) each node has had its
+	// current NoExecute taints; tolerationSeconds count from then, as
+	// upstream's taint manager counts from when it saw the taints.
+	tainted map[framework.Key]taintedSince
+}
+
+type taintedSince struct {
+	taints string
+	since  time.Time
 }
 
 // probe is what the controller last saw of a node's heartbeats, and when
@@ -67,7 +76,7 @@ func New(c *framework.Context) (framework.Runnable, error) {
 		nodes: c.Factory.Nodes(), leases: c.Factory.Leases(), pods: c.Factory.Pods(),
 		client: c.Clients.For, recorder: c.Recorder, now: now,
 		grace: c.Options.NodeMonitorGracePeriod, workers: c.Workers,
-		probes: map[framework.Key]*probe{},
+		probes: map[framework.Key]*probe{}, tainted: map[framework.Key]taintedSince{},
 	}
 	if nc.grace <= 0 {
 		nc.grace = 40 * time.Second
@@ -93,6 +102,11 @@ func New(c *framework.Context) (framework.Runnable, error) {
 			o, ok1 := old.(*corev1.Node)
 			n, ok2 := cur.(*corev1.Node)
 			if ok1 && ok2 && !taintsEqual(noExecute(o.Spec.Taints), noExecute(n.Spec.Taints)) {
+				if len(noExecute(n.Spec.Taints)) == 0 {
+					nc.mu.Lock()
+					delete(nc.tainted, framework.KeyOf(n))
+					nc.mu.Unlock()
+				}
 				nc.enqueuePodsOn(framework.ClusterOf(n), n.Name)
 			}
 		},
@@ -100,6 +114,7 @@ func New(c *framework.Context) (framework.Runnable, error) {
 			if k, ok := framework.KeyFromEvent(obj); ok {
 				nc.mu.Lock()
 				delete(nc.probes, k)
+				delete(nc.tainted, k)
 				nc.mu.Unlock()
 			}
 		},
@@ -295,7 +310,7 @@ func (nc *Controller) syncPod(ctx context.Context, key framework.Key) error {
 		return nil
 	}
 	now := nc.now()
-	at, evict := evictionTime(pod.Spec.Tolerations, taints, now)
+	at, evict := evictionTime(pod.Spec.Tolerations, taints, nc.taintedSince(framework.Key{Cluster: key.Cluster, Name: node.Name}, taints, now), now)
 	if !evict {
 		return nil
 	}
@@ -304,6 +319,22 @@ func (nc *Controller) syncPod(ctx context.Context, key framework.Key) error {
 		return nil
 	}
 	return nc.evict(ctx, key, pod)
+}
+
+// taintedSince is when the controller first saw the node with these
+// NoExecute taints.
+func (nc *Controller) taintedSince(node framework.Key, taints []corev1.Taint, now time.Time) time.Time {
+	sig := ""
+	for _, t := range taints {
+		sig += t.Key + "=" + t.Value + ":" + string(t.Effect) + ","
+	}
+	nc.mu.Lock()
+	defer nc.mu.Unlock()
+	if cur, ok := nc.tainted[node]; ok && cur.taints == sig {
+		return cur.since
+	}
+	nc.tainted[node] = taintedSince{taints: sig, since: now}
+	return now
 }
 
 func (nc *Controller) evict(ctx context.Context, key framework.Key, cached *corev1.Pod) error {

@@ -195,12 +195,12 @@ func tolerationsEqual(a, b []corev1.Toleration) bool {
 // evictionTime is when a pod with tolerations must leave a node with the
 // NoExecute taints: at once if one taint is not tolerated, else when the
 // shortest tolerationSeconds among the tolerations used has passed since
-// the taints were added; evict false when it may stay for good.
-func evictionTime(tolerations []corev1.Toleration, taints []corev1.Taint, now time.Time) (time.Time, bool) {
+// start (when the taints were seen); evict false when it may stay for
+// good.
+func evictionTime(tolerations []corev1.Toleration, taints []corev1.Taint, start, now time.Time) (time.Time, bool) {
 	if len(taints) == 0 {
 		return time.Time{}, false
 	}
-	start := time.Time{}
 	minSecs := int64(-1)
 	for i := range taints {
 		taint := &taints[i]
@@ -220,9 +220,6 @@ func evictionTime(tolerations []corev1.Toleration, taints []corev1.Taint, now ti
 		}
 		if !tolerated {
 			return now, true
-		}
-		if taint.TimeAdded != nil && (start.IsZero() || taint.TimeAdded.Time.Before(start)) {
-			start = taint.TimeAdded.Time
 		}
 	}
 	if minSecs < 0 {

@@ -58,19 +58,19 @@ func TestEvictionTime(t *testing.T) {
 	now := time.Now()
 	added := metav1.NewTime(now.Add(-2 * time.Second))
 	taints := []corev1.Taint{{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute, TimeAdded: &added}}
-	if at, ev := evictionTime(nil, taints, now); !ev || !at.Equal(now) {
+	if at, ev := evictionTime(nil, taints, added.Time, now); !ev || !at.Equal(now) {
 		t.Fatalf("no tolerations: %v %v", at, ev)
 	}
 	tols := []corev1.Toleration{{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](5)}}
-	if at, ev := evictionTime(tols, taints, now); !ev || !at.Equal(added.Add(5*time.Second)) {
+	if at, ev := evictionTime(tols, taints, added.Time, now); !ev || !at.Equal(added.Add(5*time.Second)) {
 		t.Fatalf("5s toleration: %v %v", at, ev)
 	}
 	tols[0].TolerationSeconds = nil
-	if _, ev := evictionTime(tols, taints, now); ev {
+	if _, ev := evictionTime(tols, taints, added.Time, now); ev {
 		t.Fatal("forever toleration evicts")
 	}
 	other := []corev1.Toleration{{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute}}
-	if _, ev := evictionTime(other, taints, now); !ev {
+	if _, ev := evictionTime(other, taints, added.Time, now); !ev {
 		t.Fatal("unrelated toleration keeps the pod")
 	}
 }
