@@ -282,7 +282,7 @@ func TestHostPathProvisioning(t *testing.T) {
 		return err
 	})
 	node := c.Annotations["volume.kubernetes.io/selected-node"]
-	if c.Spec.VolumeName != "pvc-"+string(c.UID) || node == "" {
+	if c.Spec.VolumeName != "pvc-"+string(c.UID) || node == "" || c.Annotations["volume.kubernetes.io/storage-provisioner"] != "pgkube.io/hostpath" {
 		t.Fatalf("claim %s annotations %v", c.Spec.VolumeName, c.Annotations)
 	}
 	v := waitVolumePhase(t, cs, c.Spec.VolumeName, corev1.VolumeBound)

@@ -171,10 +171,16 @@ func (vc *Controller) syncUnboundClaim(ctx context.Context, cluster string, clai
 			case class == nil:
 				vc.recorder.Eventf(claim, corev1.EventTypeWarning, "ProvisioningFailed", "storageclass.storage.k8s.io %q not found", claimClass(claim))
 			case class.Provisioner == HostPathProvisioner && vc.HostPathDir != "":
+				if err := vc.setProvisioner(ctx, cluster, claim, class); err != nil {
+					return err
+				}
 				if err := vc.provision(ctx, cluster, claim, class, node); err != nil {
 					return err
 				}
 			default:
+				if err := vc.setProvisioner(ctx, cluster, claim, class); err != nil {
+					return err
+				}
 				vc.recorder.Eventf(claim, corev1.EventTypeNormal, "ExternalProvisioning",
 					"Waiting for a volume to be created either by the external provisioner '%s' or manually by the system administrator. If volume creation is delayed, please verify that the provisioner is running and correctly registered.", class.Provisioner)
 			}
@@ -204,6 +210,23 @@ func (vc *Controller) syncUnboundClaim(ctx context.Context, cluster string, clai
 	}
 	vc.recorder.Eventf(claim, corev1.EventTypeWarning, "FailedBinding", "volume %q already bound to a different claim.", v.Name)
 	return vc.claimStatus(ctx, cluster, claim, corev1.ClaimPending, nil)
+}
+
+// setProvisioner marks a claim to be provisioned with its class's
+// provisioner, as upstream (external provisioners look for it).
+func (vc *Controller) setProvisioner(ctx context.Context, cluster string, claim *corev1.PersistentVolumeClaim, class *storagev1.StorageClass) error {
+	if claim.Annotations[AnnStorageProvisioner] == class.Provisioner && claim.Annotations[AnnBetaProvisioner] == class.Provisioner {
+		return nil
+	}
+	metav1.SetMetaDataAnnotation(&claim.ObjectMeta, AnnStorageProvisioner, class.Provisioner)
+	metav1.SetMetaDataAnnotation(&claim.ObjectMeta, AnnBetaProvisioner, class.Provisioner)
+	framework.StripCluster(claim)
+	nc, err := vc.client(cluster).CoreV1().PersistentVolumeClaims(claim.Namespace).Update(ctx, claim, metav1.UpdateOptions{})
+	if err != nil {
+		return err
+	}
+	*claim = *nc
+	return nil
 }
 
 // satisfies is why a volume the claim names cannot serve it ("" if it can).
