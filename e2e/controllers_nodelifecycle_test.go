@@ -176,6 +176,10 @@ func TestControllersNodeLifecycle(t *testing.T) {
 				if c.Type == corev1.DisruptionTarget && c.Status == corev1.ConditionTrue && c.Reason == "DeletionByTaintManager" {
 					dt = true
 				}
+				// No agent is left to say so: the controller marks it.
+				if c.Type == corev1.PodReady && c.Status != corev1.ConditionFalse {
+					return fmt.Errorf("pod %s on the lost node still Ready", name)
+				}
 			}
 			if !dt {
 				return fmt.Errorf("pod %s has no DisruptionTarget condition: %+v", name, p.Status.Conditions)

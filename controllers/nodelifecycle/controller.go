@@ -10,6 +10,7 @@ package nodelifecycle
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -64,6 +65,8 @@ type probe struct {
 	leaseRenew metav1.MicroTime
 	heartbeat  metav1.Time
 	seen       time.Time
+	// wasReady: Ready was True at the last sync (nil before the first).
+	wasReady *bool
 }
 
 // New makes the node lifecycle controller.
@@ -230,7 +233,70 @@ func (nc *Controller) syncNode(ctx context.Context, key framework.Key) error {
 	} else {
 		nc.nodeQueue.EnqueueAfter(key, seen.Add(nc.grace).Sub(now)+10*time.Millisecond)
 	}
+	if nc.becameNotReady(key, node) {
+		if err := nc.markPodsNotReady(ctx, cs, key, node, now); err != nil {
+			nc.setWasReady(key, true) // try again
+			return err
+		}
+	}
 	return nc.syncTaints(ctx, cs, key, now)
+}
+
+// becameNotReady: the node's Ready condition was True at the last sync and
+// is not now.
+func (nc *Controller) becameNotReady(key framework.Key, node *corev1.Node) bool {
+	c := condition(node, corev1.NodeReady)
+	ready := c != nil && c.Status == corev1.ConditionTrue
+	nc.mu.Lock()
+	defer nc.mu.Unlock()
+	p := nc.probes[key]
+	if p == nil {
+		return false
+	}
+	was := p.wasReady
+	p.wasReady = &ready
+	return was != nil && *was && !ready
+}
+
+func (nc *Controller) setWasReady(key framework.Key, v bool) {
+	nc.mu.Lock()
+	defer nc.mu.Unlock()
+	if p := nc.probes[key]; p != nil {
+		p.wasReady = &v
+	}
+}
+
+// markPodsNotReady sets the Ready condition of the node's pods to False,
+// as upstream does when a node stops being Ready: no agent is left to.
+func (nc *Controller) markPodsNotReady(ctx context.Context, cs kubernetes.Interface, key framework.Key, node *corev1.Node, now time.Time) error {
+	var errs []error
+	for _, cached := range nc.pods.ByIndex(podNodeIndex, key.Cluster+"|"+node.Name) {
+		if cached.Status.Phase == corev1.PodSucceeded || cached.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		pod := cached.DeepCopy()
+		framework.StripCluster(pod)
+		changed := false
+		for i := range pod.Status.Conditions {
+			c := &pod.Status.Conditions[i]
+			if c.Type == corev1.PodReady && c.Status != corev1.ConditionFalse {
+				c.Status = corev1.ConditionFalse
+				c.LastTransitionTime = metav1.NewTime(now)
+				changed = true
+			}
+		}
+		if !changed {
+			continue
+		}
+		if _, err := cs.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+			if !apierrors.IsNotFound(err) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		nc.recorder.Eventf(cached, corev1.EventTypeWarning, "NodeNotReady", "Node is not ready")
+	}
+	return errors.Join(errs...)
 }
 
 // markUnknown sets the conditions the node's agent reports to Unknown.
