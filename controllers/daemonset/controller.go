@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 
@@ -48,6 +49,8 @@ type Controller struct {
 	workers  int
 	queue    *framework.Queue
 	exp      *expectations
+	// failedBackoff spaces out replacing failed pods, per set and node.
+	failedBackoff *flowcontrol.Backoff
 }
 
 // New makes the DaemonSet controller.
@@ -59,7 +62,8 @@ func New(c *framework.Context) (framework.Runnable, error) {
 	dc := &Controller{
 		sets: c.Factory.DaemonSets(), pods: c.Factory.Pods(), nodes: c.Factory.Nodes(), revs: c.Factory.ControllerRevisions(),
 		client: c.Clients.For, recorder: c.Recorder, now: now, workers: c.Workers,
-		exp: &expectations{m: map[framework.Key]*expect{}, now: now},
+		exp:           &expectations{m: map[framework.Key]*expect{}, now: now},
+		failedBackoff: flowcontrol.NewBackOff(time.Second, 15*time.Minute),
 	}
 	if dc.workers <= 0 {
 		dc.workers = 2
@@ -215,6 +219,7 @@ func (dc *Controller) sync(ctx context.Context, key framework.Key) error {
 	if ds.DeletionTimestamp == nil && dc.exp.satisfied(key) {
 		plan := manage(states, hash, surgeEnabled(ds))
 		plan.Delete = append(plan.Delete, strays(pods, states)...)
+		dc.backOffFailed(key, &plan, now)
 		if plan.empty() && ds.Spec.UpdateStrategy.Type != appsv1.OnDeleteDaemonSetStrategyType {
 			plan = rollingUpdate(ds, states, hash, now)
 		}
@@ -242,6 +247,34 @@ func (dc *Controller) sync(ctx context.Context, key framework.Key) error {
 		}
 	}
 	return nil
+}
+
+// backOffFailed keeps failed pods whose node is in back-off out of the
+// plan (and comes back when it ends); the others start a longer back-off.
+func (dc *Controller) backOffFailed(key framework.Key, plan *Plan, now time.Time) {
+	if len(plan.Failed) == 0 {
+		return
+	}
+	skip := map[*corev1.Pod]bool{}
+	var failed []*corev1.Pod
+	for _, p := range plan.Failed {
+		id := key.String() + "|" + p.Spec.NodeName
+		if dc.failedBackoff.IsInBackOffSinceUpdate(id, now) {
+			skip[p] = true
+			dc.queue.EnqueueAfter(key, dc.failedBackoff.Get(id))
+			continue
+		}
+		dc.failedBackoff.Next(id, now)
+		failed = append(failed, p)
+	}
+	plan.Failed = failed
+	var del []*corev1.Pod
+	for _, p := range plan.Delete {
+		if !skip[p] {
+			del = append(del, p)
+		}
+	}
+	plan.Delete = del
 }
 
 func surgeEnabled(ds *appsv1.DaemonSet) bool {

@@ -8,6 +8,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/util/flowcontrol"
+
+	"github.com/pgkube/pgkube/controllers/framework"
 )
 
 func mkDS() *appsv1.DaemonSet {
@@ -166,5 +169,23 @@ func TestRollingUpdate(t *testing.T) {
 	}
 	if ex := extras(states[0].Pods, "new", true); len(ex) != 0 {
 		t.Fatalf("surge keeps one old and one new: %v", ex)
+	}
+}
+
+func TestFailedPodBackoff(t *testing.T) {
+	now := time.Now()
+	dc := &Controller{queue: framework.NewQueue("t", nil), failedBackoff: flowcontrol.NewBackOff(time.Second, time.Minute)}
+	key := framework.Key{Cluster: "root", Namespace: "ns", Name: "ds"}
+	failed := mkPod("f", "a", "h", false, time.Hour, now)
+	failed.Status.Phase = corev1.PodFailed
+	plan := Plan{Delete: []*corev1.Pod{failed}, Failed: []*corev1.Pod{failed}}
+	dc.backOffFailed(key, &plan, now)
+	if len(plan.Delete) != 1 {
+		t.Fatal("first failed pod not deleted")
+	}
+	plan = Plan{Delete: []*corev1.Pod{failed}, Failed: []*corev1.Pod{failed}}
+	dc.backOffFailed(key, &plan, now.Add(100*time.Millisecond))
+	if len(plan.Delete) != 0 || len(plan.Failed) != 0 {
+		t.Fatal("failed pod deleted again within its back-off")
 	}
 }
