@@ -45,6 +45,9 @@ type Controller struct {
 	now      func() time.Time
 	workers  int
 	queue    *framework.Queue
+	// stale resets DisruptionTarget conditions of pods that were not
+	// deleted after all.
+	stale *framework.Queue
 }
 
 // New makes the disruption controller.
@@ -63,10 +66,12 @@ func New(c *framework.Context) (framework.Runnable, error) {
 		dc.workers = 5
 	}
 	dc.queue = framework.NewQueue("disruption", dc.sync)
+	dc.stale = framework.NewQueue("disruption-recheck", dc.syncStale)
 	dc.pdbs.AddEventHandler(dc.queue.Handler())
 	podEvent := func(obj any) {
 		if p, ok := framework.ObjectFromEvent(obj).(*corev1.Pod); ok {
 			dc.enqueueFor(p)
+			dc.checkStale(p)
 		}
 	}
 	dc.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -105,6 +110,7 @@ func New(c *framework.Context) (framework.Runnable, error) {
 
 // Run implements framework.Runnable.
 func (dc *Controller) Run(ctx context.Context) {
+	go dc.stale.Run(ctx, 1, dc.pods.HasSynced)
 	dc.queue.Run(ctx, dc.workers, dc.pdbs.HasSynced, dc.pods.HasSynced, dc.rcs.HasSynced,
 		dc.rss.HasSynced, dc.deps.HasSynced, dc.sets.HasSynced)
 }

@@ -75,3 +75,28 @@ func TestFailSafe(t *testing.T) {
 type errTest string
 
 func (e errTest) Error() string { return string(e) }
+
+func TestStaleIn(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := pod("a", true)
+	if has, _ := staleIn(p, now); has {
+		t.Error("no condition, stale")
+	}
+	p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue,
+		Reason: "EvictionByEvictionAPI", LastTransitionTime: metav1.NewTime(now.Add(-time.Minute))})
+	if has, wait := staleIn(p, now); !has || wait != time.Minute {
+		t.Errorf("fresh: %v %v", has, wait)
+	}
+	if has, wait := staleIn(p, now.Add(5*time.Minute)); !has || wait != 0 {
+		t.Errorf("stale: %v %v", has, wait)
+	}
+	p.Status.Conditions[1].Reason = corev1.PodReasonTerminationByKubelet
+	if has, _ := staleIn(p, now); has {
+		t.Error("kubelet's condition stale")
+	}
+	p.Status.Conditions[1].Reason = "EvictionByEvictionAPI"
+	p.Status.Phase = corev1.PodFailed
+	if has, _ := staleIn(p, now); has {
+		t.Error("terminal pod's condition stale")
+	}
+}
