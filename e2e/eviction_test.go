@@ -152,6 +152,16 @@ func TestEvictionWithBudget(t *testing.T) {
 	if _, err := cs.CoreV1().Pods(ns).Get(ctx, "pending2", metav1.GetOptions{}); err != nil {
 		t.Errorf("pod gone after a failed precondition: %v", err)
 	}
+	// Older clients' policy/v1beta1 Eviction is accepted too.
+	body := []byte(`{"apiVersion":"policy/v1beta1","kind":"Eviction","metadata":{"name":"pending2","namespace":"` + ns + `"}}`)
+	err = cs.CoreV1().RESTClient().Post().Namespace(ns).Resource("pods").Name("pending2").SubResource("eviction").
+		SetHeader("Content-Type", "application/json").Body(body).Do(ctx).Error()
+	if err != nil {
+		t.Fatalf("v1beta1 eviction: %v", err)
+	}
+	if _, err := cs.CoreV1().Pods(ns).Get(ctx, "pending2", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("pod after v1beta1 eviction: %v", err)
+	}
 }
 
 // TestPDBMaxUnavailablePercent: percentages are of the controllers' scale.

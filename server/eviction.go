@@ -1,8 +1,11 @@
 package server
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -31,7 +34,7 @@ const evictionRefused = "Cannot evict pod as it would violate the pod's disrupti
 // eviction subresource. A budget that allows it is decremented and records
 // the pod in status.disruptedPods before the delete.
 func (s *Server) evictPod(c *call) error {
-	obj, err := s.decodeBody(c, evictionGVK)
+	obj, err := s.decodeEviction(c)
 	if err != nil {
 		return err
 	}
@@ -76,6 +79,29 @@ func (s *Server) evictPod(c *call) error {
 	st.Kind, st.APIVersion = "Status", "v1"
 	writeJSON(c.w, http.StatusCreated, &st)
 	return nil
+}
+
+// decodeEviction decodes a policy/v1 Eviction, or a policy/v1beta1 one in
+// JSON (the same fields), which upstream also accepts.
+func (s *Server) decodeEviction(c *call) (runtime.Object, error) {
+	body, err := readBody(c.r)
+	if err != nil {
+		return nil, err
+	}
+	c.r.Body = io.NopCloser(bytes.NewReader(body))
+	c.r.ContentLength = int64(len(body))
+	if contentType(c.r) == mediaJSON {
+		var tm metav1.TypeMeta
+		if json.Unmarshal(body, &tm) == nil && tm.APIVersion == "policy/v1beta1" {
+			ev := &policyv1.Eviction{}
+			if err := json.Unmarshal(body, ev); err != nil {
+				return nil, badRequest("Eviction in version \"v1beta1\" cannot be handled as a Eviction: %v", err)
+			}
+			ev.APIVersion = policyv1.SchemeGroupVersion.String()
+			return ev, nil
+		}
+	}
+	return s.decodeBody(c, evictionGVK)
 }
 
 // evictOnce is one attempt at evicting pod as last read; spent reports
