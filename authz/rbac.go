@@ -27,7 +27,7 @@ type RBAC struct {
 	writeMu  sync.Mutex
 	clusters sync.Map // cluster name → *atomic.Pointer[snapshot]
 	// empty answers for clusters not loaded yet; it is never written.
-	empty snapshot
+	empty  snapshot
 	shared interner
 }
 
