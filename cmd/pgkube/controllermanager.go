@@ -68,6 +68,7 @@ func knownControllers() []string {
 
 // startControllerManager runs `pgkube controller-manager` as a child of
 // `pgkube up` until ctx ends; wait returns once it has stopped.
-func startControllerManager(ctx context.Context, kubeconfig string, log *slog.Logger) (wait func(), err error) {
-	return startChild(ctx, "controller manager", []string{"controller-manager", "--kubeconfig", kubeconfig}, log)
+// flags are more of its flags (up's --controller-manager-flags).
+func startControllerManager(ctx context.Context, kubeconfig string, flags []string, log *slog.Logger) (wait func(), err error) {
+	return startChild(ctx, "controller manager", append([]string{"controller-manager", "--kubeconfig", kubeconfig}, flags...), log)
 }

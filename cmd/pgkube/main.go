@@ -35,9 +35,7 @@ func main() {
 	case "tenant":
 		err = runTenant(ctx, os.Args[2:], os.Stdout)
 	case "controller-manager":
-		// pgkube up --controller-manager-flags reach its child through
-		// the environment; the command line still wins.
-		err = runControllerManager(ctx, append(strings.Fields(os.Getenv(controllerManagerFlagsEnv)), os.Args[2:]...))
+		err = runControllerManager(ctx, os.Args[2:])
 	case "scheduler":
 		err = runScheduler(ctx, os.Args[2:])
 	case "agent":

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/pgkube/pgkube/apiserver"
@@ -31,9 +32,6 @@ func runUp(ctx context.Context, args []string) error {
 	agentRuntime := fs.String("agent", "simulated", "run a node agent (pgkube agent) for one node named after the host as a child process, with this runtime: simulated, cri, or none")
 	cmFlags := fs.String("controller-manager-flags", "", "more flags for the controller manager child, space-separated (e.g. --node-monitor-grace-period=5s)")
 	fs.Parse(args) //nolint:errcheck // ExitOnError
-	if *cmFlags != "" {
-		os.Setenv(controllerManagerFlagsEnv, *cmFlags) //nolint:errcheck // inherited by the child
-	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	o.Log = log
 	dir, err := filepath.Abs(*dataDir)
@@ -91,7 +89,7 @@ func runUp(ctx context.Context, args []string) error {
 	cmCtx, stopCM := context.WithCancel(ctx)
 	defer stopCM()
 	if *withCM {
-		if waitCM, err = startControllerManager(cmCtx, kubeconfig, log); err != nil {
+		if waitCM, err = startControllerManager(cmCtx, kubeconfig, strings.Fields(*cmFlags), log); err != nil {
 			return err
 		}
 	}
@@ -118,10 +116,6 @@ func runUp(ctx context.Context, args []string) error {
 	defer cancel()
 	return s.Shutdown(shutdown)
 }
-
-// controllerManagerFlagsEnv passes up's --controller-manager-flags to the
-// controller manager child.
-const controllerManagerFlagsEnv = "PGKUBE_CONTROLLER_MANAGER_FLAGS"
 
 func defaultDataDir() string {
 	if d := os.Getenv("PGKUBE_DATA_DIR"); d != "" {
