@@ -51,7 +51,9 @@ func TestControllerWithFakeClientset(t *testing.T) {
 		pods, _ := cs.CoreV1().Pods("ns").List(ctx, metav1.ListOptions{})
 		got, _ := cs.AppsV1().DaemonSets("ns").Get(ctx, "ds", metav1.GetOptions{})
 		revs, _ := cs.AppsV1().ControllerRevisions("ns").List(ctx, metav1.ListOptions{})
-		if len(pods.Items) == 1 && got.Status.DesiredNumberScheduled == 1 && len(revs.Items) == 1 {
+		// The status written with the create may predate the cache
+		// seeing the pod: wait for the one written after.
+		if len(pods.Items) == 1 && got.Status.DesiredNumberScheduled == 1 && got.Status.CurrentNumberScheduled == 1 && len(revs.Items) == 1 {
 			p := pods.Items[0]
 			if targetNode(&p) != "a" || p.Labels[HashLabel] != revs.Items[0].Labels[HashLabel] || metav1.GetControllerOf(&p).UID != "ds-uid" {
 				t.Fatalf("pod %+v", p.ObjectMeta)
