@@ -28,6 +28,7 @@ import (
 
 	"github.com/pgkube/pgkube/controllers/claim"
 	"github.com/pgkube/pgkube/controllers/framework"
+	"github.com/pgkube/pgkube/controllers/history"
 )
 
 var controllerKind = appsv1.SchemeGroupVersion.WithKind("DaemonSet")
@@ -449,7 +450,7 @@ func (dc *Controller) syncRevisions(ctx context.Context, key framework.Key, cs k
 			revs = append(revs, adopted...)
 		}
 	}
-	sortRevisions(revs)
+	history.Sort(revs)
 	var maxRev int64
 	if len(revs) > 0 {
 		maxRev = revs[len(revs)-1].Revision
@@ -535,7 +536,7 @@ func (dc *Controller) cleanupHistory(ctx context.Context, cs kubernetes.Interfac
 	if len(old) <= limit {
 		return nil
 	}
-	sortRevisions(old)
+	history.Sort(old)
 	for _, r := range old[:len(old)-limit] {
 		err := cs.AppsV1().ControllerRevisions(r.Namespace).Delete(ctx, r.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &r.UID}})
 		if err != nil && !apierrors.IsNotFound(err) {

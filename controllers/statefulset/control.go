@@ -16,6 +16,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/pgkube/pgkube/controllers/framework"
+	"github.com/pgkube/pgkube/controllers/history"
 )
 
 // maxBatch caps the writes of one slow-start batch (Parallel policy).
@@ -53,7 +54,7 @@ type control struct {
 // just adopted); pods are the pods it owns.
 func (c *control) syncSet(ctx context.Context, set *appsv1.StatefulSet, pods []*corev1.Pod, revisions []*appsv1.ControllerRevision) (*appsv1.StatefulSetStatus, error) {
 	set = set.DeepCopy()
-	sortRevisions(revisions)
+	history.Sort(revisions)
 	current, update, collisions, err := c.revisions(ctx, set, revisions)
 	if err != nil {
 		return nil, err
@@ -121,8 +122,8 @@ func (c *control) revisions(ctx context.Context, set *appsv1.StatefulSet, revisi
 func (c *control) createRevision(ctx context.Context, set *appsv1.StatefulSet, rev *appsv1.ControllerRevision, collisions *int32) (*appsv1.ControllerRevision, error) {
 	for range 100 {
 		r := rev.DeepCopy()
-		hash := revisionHash(rev.Data.Raw, collisions)
-		r.Name = revisionName(set.Name, hash)
+		hash := history.Hash(rev.Data.Raw, collisions)
+		r.Name = history.Name(set.Name, hash)
 		r.Labels[RevisionHashLabel] = hash
 		created, err := c.obj.CreateRevision(ctx, r)
 		if !apierrors.IsAlreadyExists(err) {
