@@ -13,6 +13,9 @@ type Context struct {
 	Clients  *Clients
 	Recorder Recorder
 	Clock    clock.WithTicker
+	// TestClock, set only in tests (see controllers/testclock), is the
+	// clock of the controllers that opt into it.
+	TestClock clock.WithTicker
 	// Workers is how many keys a controller syncs at once (per queue).
 	Workers int
 	Options Options

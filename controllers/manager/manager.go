@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pgkube/pgkube/controllers/framework"
+	"github.com/pgkube/pgkube/controllers/testclock"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -158,6 +159,9 @@ func runControllers(ctx context.Context, o Options, clients *framework.Clients, 
 		Clock:    clock.RealClock{},
 		Workers:  o.Workers,
 		Options:  fopts,
+	}
+	if tc := testclock.FromEnv(ctx); tc != nil {
+		fctx.TestClock = tc // a nil *Clock must not become a non-nil interface
 	}
 	var runs []framework.Runnable
 	for _, n := range names {

@@ -13,6 +13,7 @@
 package testclock
 
 import (
+	"context"
 	"os"
 	"strings"
 	"sync"
@@ -39,24 +40,27 @@ type Clock struct {
 	hooks []func()
 }
 
-var (
-	envOnce  sync.Once
-	envClock *Clock
-)
-
-// FromEnv is the process's test clock, nil unless Env is set.
-func FromEnv() *Clock {
-	envOnce.Do(func() {
-		if p := os.Getenv(Env); p != "" {
-			envClock = New(p)
-			go func() {
-				for range time.Tick(PollInterval) {
-					envClock.Poll()
-				}
-			}()
+// FromEnv is the test clock Env names, read again every PollInterval until
+// ctx ends; nil unless Env is set.
+func FromEnv(ctx context.Context) *Clock {
+	p := os.Getenv(Env)
+	if p == "" {
+		return nil
+	}
+	c := New(p)
+	go func() {
+		t := time.NewTicker(PollInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				c.Poll()
+			}
 		}
-	})
-	return envClock
+	}()
+	return c
 }
 
 // New is a clock reading path (call Poll to read it again).
@@ -119,9 +123,9 @@ func (c *Clock) OnJump(f func()) {
 // Wrap makes a controller constructor use the test clock when Env is set.
 func Wrap(newController func(*framework.Context) (framework.Runnable, error)) func(*framework.Context) (framework.Runnable, error) {
 	return func(c *framework.Context) (framework.Runnable, error) {
-		if tc := FromEnv(); tc != nil {
+		if c.TestClock != nil {
 			cc := *c
-			cc.Clock = tc
+			cc.Clock = c.TestClock
 			c = &cc
 		}
 		return newController(c)
