@@ -286,3 +286,25 @@ func TestWildcardIsForSystemIdentities(t *testing.T) {
 		t.Errorf("stored after the update: data %v annotations %v; want the data and no mark", got.Data, got.Annotations)
 	}
 }
+
+// TestWildcardSelectors: label and field selectors select in the wildcard
+// view's lists as in its watches.
+func TestWildcardSelectors(t *testing.T) {
+	srv := sharedServer(t)
+	ctx := context.Background()
+	a := kubernetes.NewForConfigOrDie(tenantConfig(t, srv.url, "wild-e"))
+	namespace(t, a, "sel")
+	for _, name := range []string{"x", "y"} {
+		if _, err := a.CoreV1().ConfigMaps("sel").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name,
+			Labels: map[string]string{"pick": name}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wild := kubernetes.NewForConfigOrDie(wildcardConfig(t, srv.url)).CoreV1().ConfigMaps("sel")
+	for _, opts := range []metav1.ListOptions{{LabelSelector: "pick=y"}, {FieldSelector: "metadata.name=y"}} {
+		l, err := wild.List(ctx, opts)
+		if err != nil || len(l.Items) != 1 || l.Items[0].Name != "y" {
+			t.Errorf("wildcard list with %+v: %v %v", opts, err, l)
+		}
+	}
+}

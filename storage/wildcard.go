@@ -44,15 +44,15 @@ func (s *Store) ClusterRVs(ctx context.Context) ([]ClusterRV, error) {
 type ListAllOptions struct {
 	Resource  string
 	Namespace string // empty: all namespaces
-	// Visit receives each object, its Cluster set; Data is valid only
-	// during the call.
+	// Visit receives each object, its Cluster, Labels and Fields set (for
+	// the caller's selectors); Data is valid only during the call.
 	Visit func(o *Object) error
 }
 
 // ListAll reads one consistent snapshot across every logical cluster: the
 // live objects of a resource, and each cluster's resourceVersion in that
 // same snapshot, from which a wildcard watch continues. Selectors are left
-// to the caller: this serves pgkube's own components, which select little.
+// to the caller, which gets each object's labels and fields.
 func (s *Store) ListAll(ctx context.Context, opts ListAllOptions) ([]ClusterRV, error) {
 	defer s.timed("list")()
 	var vec []ClusterRV
@@ -76,7 +76,7 @@ func (s *Store) ListAll(ctx context.Context, opts ListAllOptions) ([]ClusterRV, 
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		rows, err = tx.Query(ctx, `SELECT cluster, namespace, name, rv, data FROM objects
+		rows, err = tx.Query(ctx, `SELECT cluster, namespace, name, rv, labels, fields, data FROM objects
 			WHERE resource = $1 AND ($2 = '' OR namespace = $2) AND superseded_rv IS NULL
 			ORDER BY cluster, namespace, name`, opts.Resource, opts.Namespace)
 		if err != nil {
@@ -86,7 +86,7 @@ func (s *Store) ListAll(ctx context.Context, opts ListAllOptions) ([]ClusterRV, 
 		for rows.Next() {
 			o := Object{Key: Key{Resource: opts.Resource}}
 			var raw pgtype.DriverBytes
-			if err := rows.Scan(&o.Cluster, &o.Namespace, &o.Name, &o.RV, &raw); err != nil {
+			if err := rows.Scan(&o.Cluster, &o.Namespace, &o.Name, &o.RV, &o.Labels, &o.Fields, &raw); err != nil {
 				return err
 			}
 			if o.Data, err = s.open(o.Cluster, o.Key, raw); err != nil {
