@@ -122,7 +122,7 @@ func (cy *cycle) filter(n *nodeInfo) *status {
 	if t, bad := untoleratedTaint(n.taints, pod.Spec.Tolerations); bad {
 		return unresolvable(taintReason(t))
 	}
-	if !nodeMatchesPod(pod, node) {
+	if !NodeMatchesPod(pod, node) {
 		return unresolvable(reasonNodeAffinity)
 	}
 	if len(cy.pi.ports) > 0 && portsConflict(cy.pi.ports, n.ports) {

@@ -95,8 +95,9 @@ func matchRequirement(r *corev1.NodeSelectorRequirement, v string, has bool) boo
 	return false
 }
 
-// nodeMatchesPod: the pod's nodeSelector and required node affinity.
-func nodeMatchesPod(pod *corev1.Pod, node *corev1.Node) bool {
+// NodeMatchesPod tells whether the pod's nodeSelector and required node
+// affinity select node (the DaemonSet controller asks it too).
+func NodeMatchesPod(pod *corev1.Pod, node *corev1.Node) bool {
 	for k, v := range pod.Spec.NodeSelector {
 		if nv, ok := node.Labels[k]; !ok || nv != v {
 			return false

@@ -72,7 +72,7 @@ func eligibleForSpread(pod *corev1.Pod, n *nodeInfo, cs []constraint) bool {
 		}
 	}
 	for _, c := range cs {
-		if c.honorAffinity && !nodeMatchesPod(pod, n.node) {
+		if c.honorAffinity && !NodeMatchesPod(pod, n.node) {
 			return false
 		}
 		if c.honorTaints {

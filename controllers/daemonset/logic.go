@@ -5,10 +5,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pgkube/pgkube/scheduler"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/klog/v2"
 )
@@ -124,7 +124,7 @@ func shouldRun(ds *appsv1.DaemonSet, node *corev1.Node) (run, stay bool) {
 	if pod.Spec.NodeName != "" && pod.Spec.NodeName != node.Name {
 		return false, false
 	}
-	if !matchesNodeSelector(pod, node) {
+	if !scheduler.NodeMatchesPod(pod, node) {
 		return false, false
 	}
 	run, stay = true, true
@@ -146,79 +146,6 @@ func tolerated(tols []corev1.Toleration, taint *corev1.Taint) bool {
 		if tols[i].ToleratesTaint(klog.Background(), taint, false) {
 			return true
 		}
-	}
-	return false
-}
-
-// matchesNodeSelector: the pod's nodeSelector and required node affinity
-// select node.
-func matchesNodeSelector(pod *corev1.Pod, node *corev1.Node) bool {
-	if len(pod.Spec.NodeSelector) > 0 && !labels.SelectorFromSet(pod.Spec.NodeSelector).Matches(labels.Set(node.Labels)) {
-		return false
-	}
-	a := pod.Spec.Affinity
-	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
-		return true
-	}
-	for _, t := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
-		if matchTerm(&t, node) {
-			return true
-		}
-	}
-	return false
-}
-
-func matchTerm(t *corev1.NodeSelectorTerm, node *corev1.Node) bool {
-	if len(t.MatchExpressions) == 0 && len(t.MatchFields) == 0 {
-		return false
-	}
-	for i := range t.MatchExpressions {
-		r := &t.MatchExpressions[i]
-		v, has := node.Labels[r.Key]
-		if !matchReq(r, v, has) {
-			return false
-		}
-	}
-	for i := range t.MatchFields {
-		r := &t.MatchFields[i]
-		if r.Key != metav1.ObjectNameField || !matchReq(r, node.Name, true) {
-			return false
-		}
-	}
-	return true
-}
-
-func matchReq(r *corev1.NodeSelectorRequirement, v string, has bool) bool {
-	in := func() bool {
-		for _, x := range r.Values {
-			if x == v {
-				return true
-			}
-		}
-		return false
-	}
-	switch r.Operator {
-	case corev1.NodeSelectorOpIn:
-		return has && in()
-	case corev1.NodeSelectorOpNotIn:
-		return !has || !in()
-	case corev1.NodeSelectorOpExists:
-		return has
-	case corev1.NodeSelectorOpDoesNotExist:
-		return !has
-	case corev1.NodeSelectorOpGt, corev1.NodeSelectorOpLt:
-		if !has || len(r.Values) != 1 {
-			return false
-		}
-		a, err1 := strconv.ParseInt(v, 10, 64)
-		b, err2 := strconv.ParseInt(r.Values[0], 10, 64)
-		if err1 != nil || err2 != nil {
-			return false
-		}
-		if r.Operator == corev1.NodeSelectorOpGt {
-			return a > b
-		}
-		return a < b
 	}
 	return false
 }
