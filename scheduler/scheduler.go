@@ -19,7 +19,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,7 +33,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 )
@@ -65,19 +63,9 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
-	if o.LeaseDuration == 0 {
-		o.LeaseDuration = 10 * time.Second
-	}
-	if o.RenewDeadline == 0 {
-		o.RenewDeadline = 7 * time.Second
-	}
-	if o.RetryPeriod == 0 {
-		o.RetryPeriod = 2 * time.Second
-	}
-	if o.Identity == "" {
-		host, _ := os.Hostname()
-		o.Identity = host + "_" + rand.String(8)
-	}
+	e := framework.Election{LeaseDuration: o.LeaseDuration, RenewDeadline: o.RenewDeadline, RetryPeriod: o.RetryPeriod,
+		Identity: o.Identity}.WithDefaults()
+	o.LeaseDuration, o.RenewDeadline, o.RetryPeriod, o.Identity = e.LeaseDuration, e.RenewDeadline, e.RetryPeriod, e.Identity
 	if o.SchedulerName == "" {
 		o.SchedulerName = DefaultSchedulerName
 	}

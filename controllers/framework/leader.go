@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
@@ -76,4 +78,24 @@ func RunElected(ctx context.Context, clients *Clients, e Election, run func(cont
 		return errors.New("leader election lost")
 	}
 	return nil
+}
+
+// WithDefaults fills what e leaves zero: a 10 s lease renewed within 7 s,
+// retried every 2 s (so a successor takes over within 15 s), and a
+// hostname_random identity.
+func (e Election) WithDefaults() Election {
+	if e.LeaseDuration == 0 {
+		e.LeaseDuration = 10 * time.Second
+	}
+	if e.RenewDeadline == 0 {
+		e.RenewDeadline = 7 * time.Second
+	}
+	if e.RetryPeriod == 0 {
+		e.RetryPeriod = 2 * time.Second
+	}
+	if e.Identity == "" {
+		host, _ := os.Hostname()
+		e.Identity = host + "_" + rand.String(8)
+	}
+	return e
 }
