@@ -154,32 +154,70 @@ func TestClientGoTyped(t *testing.T) {
 			if d.Generation != 1 || d.Status.Replicas != 0 {
 				t.Fatalf("create: generation %d (want 1), status.replicas %d (want 0: status is ignored on create)", d.Generation, d.Status.Replicas)
 			}
-			d.Status.ReadyReplicas = 1
-			d.Status.Replicas = 1
-			d, err = cs.AppsV1().Deployments(ns).UpdateStatus(ctx, d, metav1.UpdateOptions{})
-			if err != nil || d.Status.ReadyReplicas != 1 || d.Generation != 1 {
+			// The deployment controller writes this status too, so each
+			// write starts from a fresh read and retries on Conflict; a
+			// write that lands was made against exactly the state read.
+			apps := cs.AppsV1().Deployments(ns)
+			err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				cur, err := apps.Get(ctx, "d", metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				cur.Status.ReadyReplicas, cur.Status.Replicas = 7, 7
+				d, err = apps.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+				return err
+			})
+			if err != nil || d.Status.ReadyReplicas != 7 || d.Generation != 1 {
 				t.Fatalf("update status: %v %+v gen %d", err, d.Status, d.Generation)
 			}
-			d.Status.ReadyReplicas = 0
-			d.Spec.Replicas = ptr.To[int32](2)
-			d, err = cs.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{})
-			if err != nil || d.Status.ReadyReplicas != 1 || d.Generation != 2 {
-				t.Fatalf("main-resource update must keep status and bump generation: %v %+v gen %d", err, d.Status, d.Generation)
+			err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				cur, err := apps.Get(ctx, "d", metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				stored, gen := cur.Status, cur.Generation
+				cur.Status.ReadyReplicas = stored.ReadyReplicas + 3
+				cur.Spec.Replicas = ptr.To[int32](2)
+				d, err = apps.Update(ctx, cur, metav1.UpdateOptions{})
+				if err == nil && (d.Status.ReadyReplicas != stored.ReadyReplicas || d.Generation != gen+1) {
+					t.Fatalf("main-resource update must keep status (%d ready, got %d) and bump generation (%d, got %d)",
+						stored.ReadyReplicas, d.Status.ReadyReplicas, gen+1, d.Generation)
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatalf("main-resource update: %v", err)
 			}
-			sc, err := cs.AppsV1().Deployments(ns).GetScale(ctx, "d", metav1.GetOptions{})
+			sc, err := apps.GetScale(ctx, "d", metav1.GetOptions{})
 			if err != nil || sc.Spec.Replicas != 2 || sc.Status.Selector != "app=d" {
 				t.Fatalf("get scale: %v %+v", err, sc)
 			}
-			sc.Spec.Replicas = 5
-			if _, err := cs.AppsV1().Deployments(ns).UpdateScale(ctx, "d", sc, metav1.UpdateOptions{}); err != nil {
+			err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				sc, err := apps.GetScale(ctx, "d", metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				sc.Spec.Replicas = 5
+				_, err = apps.UpdateScale(ctx, "d", sc, metav1.UpdateOptions{})
+				return err
+			})
+			if err != nil {
 				t.Fatal(err)
 			}
-			d, _ = cs.AppsV1().Deployments(ns).Get(ctx, "d", metav1.GetOptions{})
+			d, _ = apps.Get(ctx, "d", metav1.GetOptions{})
 			if *d.Spec.Replicas != 5 {
 				t.Fatalf("scale did not set replicas: %d", *d.Spec.Replicas)
 			}
-			d.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "other"}}
-			if _, err := cs.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) {
+			err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				cur, err := apps.Get(ctx, "d", metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				cur.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "other"}}
+				_, err = apps.Update(ctx, cur, metav1.UpdateOptions{})
+				return err
+			})
+			if !apierrors.IsInvalid(err) {
 				t.Fatalf("changing an immutable selector: want Invalid, got %v", err)
 			}
 

@@ -328,6 +328,10 @@ func TestControllersReplicaSet(t *testing.T) {
 		if pods := wlPods(t, cs, ns, "app=web"); len(pods) != 2 {
 			return fmt.Errorf("%d pods: %v", len(pods), wlNames(pods))
 		}
+		cur, _ := cs.AppsV1().ReplicaSets(ns).Get(ctx, "web", metav1.GetOptions{})
+		if cur.Status.Replicas != 2 || cur.Status.ObservedGeneration != cur.Generation {
+			return fmt.Errorf("status %+v", cur.Status)
+		}
 		return nil
 	})
 	ev := wlEvents(t, cs, ns, "ReplicaSet", "web")

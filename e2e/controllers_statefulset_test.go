@@ -263,9 +263,10 @@ func TestControllersStatefulSet(t *testing.T) {
 
 	// A template change rolls from web-2 down, one at a time: the test
 	// readies each replacement only after checking nothing else moved.
-	roll := func(image string) {
+	// before is the event log's length before the change was made: the
+	// controller may delete web-2 before roll is even called.
+	roll := func(image string, before int) {
 		t.Helper()
-		before := len(log.snapshot())
 		for _, name := range []string{"web-2", "web-1", "web-0"} {
 			waitPod(t, cs, ns, name, func(p *corev1.Pod) error {
 				if p.Spec.Containers[0].Image != image {
@@ -273,9 +274,15 @@ func TestControllersStatefulSet(t *testing.T) {
 				}
 				return nil
 			})
+			// The watch log may trail the read above.
+			within(t, 10*time.Second, name+"'s deletion in the event log", func() error {
+				if !slices.Contains(only(log.snapshot()[before:], "DELETED"), name) {
+					return fmt.Errorf("no DELETED event for %s yet", name)
+				}
+				return nil
+			})
 			time.Sleep(time.Second) // nothing else may go while it is not ready
-			evs := log.snapshot()[before:]
-			if del := only(evs, "DELETED"); del[len(del)-1] != name {
+			if del := only(log.snapshot()[before:], "DELETED"); del[len(del)-1] != name {
 				t.Fatalf("deleted %v while %s was being replaced", del, name)
 			}
 			setPodReady(t, cs, ns, name, true)
@@ -289,13 +296,15 @@ func TestControllersStatefulSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	before := len(log.snapshot())
 	k.ok("set", "image", "statefulset/web", "nginx=nginx:1.28", "-n", ns)
-	roll("nginx:1.28")
+	roll("nginx:1.28", before)
 	// kubectl reads the history from the ControllerRevisions, and undo
 	// brings the first template back under its first revision's name.
 	contains(t, k.ok("rollout", "history", "statefulset/web", "-n", ns), "REVISION", "1", "2")
+	before = len(log.snapshot())
 	k.ok("rollout", "undo", "statefulset/web", "-n", ns)
-	roll("nginx:1.27")
+	roll("nginx:1.27", before)
 	undone, err := cs.AppsV1().StatefulSets(ns).Get(ctx, "web", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -308,7 +317,7 @@ func TestControllersStatefulSet(t *testing.T) {
 	}
 
 	// Scale down: web-2 first, then web-1; the claims stay.
-	before := len(log.snapshot())
+	before = len(log.snapshot())
 	k.ok("scale", "statefulset/web", "--replicas=1", "-n", ns)
 	within(t, 30*time.Second, "scale down", func() error {
 		if del := only(log.snapshot()[before:], "DELETED"); len(del) != 2 {

@@ -156,6 +156,9 @@ func (c *collector) orphan(ctx context.Context, owner item) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("orphaning the dependents of %s: %w", owner, err)
 	}
+	// Remembered before the owner goes, so that a dependent the caches
+	// show only later is orphaned too.
+	c.absent.add(owner.Cluster, owner.Namespace, owner.UID, true)
 	return c.removeFinalizer(ctx, owner, metav1.FinalizerOrphanDependents)
 }
 
@@ -187,6 +190,7 @@ type owners struct {
 	solid    []metav1.OwnerReference // exist, not being deleted in the foreground
 	dangling []metav1.OwnerReference // gone (or replaced)
 	waiting  []metav1.OwnerReference // being deleted in the foreground
+	orphaned []metav1.OwnerReference // deleted (or being deleted) orphaning dependents
 }
 
 // classify looks the owners up: in the caches, and in the API when the
@@ -206,7 +210,10 @@ func (c *collector) classify(ctx context.Context, cluster, ns string, refs []met
 		if namespaced {
 			ownerNS = ns
 		}
-		if c.absent.has(cluster, ownerNS, ref.UID) {
+		if gone, orphaned := c.absent.has(cluster, ownerNS, ref.UID); orphaned {
+			o.orphaned = append(o.orphaned, ref)
+			continue
+		} else if gone {
 			o.dangling = append(o.dangling, ref)
 			continue
 		}
@@ -214,7 +221,7 @@ func (c *collector) classify(ctx context.Context, cluster, ns string, refs []met
 		if !ok || owner.GetUID() != ref.UID {
 			owner, err = c.api.Get(ctx, cluster, gvr, ownerNS, ref.Name)
 			if apierrors.IsNotFound(err) || (err == nil && owner.GetUID() != ref.UID) {
-				c.absent.add(cluster, ownerNS, ref.UID)
+				c.absent.add(cluster, ownerNS, ref.UID, false)
 				o.dangling = append(o.dangling, ref)
 				continue
 			}
@@ -247,7 +254,7 @@ func (c *collector) attemptToDelete(ctx context.Context, it item, cached metav1.
 	if err != nil {
 		return err
 	}
-	if len(o.dangling) == 0 && len(o.waiting) == 0 {
+	if len(o.dangling) == 0 && len(o.waiting) == 0 && len(o.orphaned) == 0 {
 		return nil // every owner is there
 	}
 	// Decide on the object as it is now.
@@ -271,13 +278,14 @@ func (c *collector) attemptToDelete(ctx context.Context, it item, cached metav1.
 		return err
 	}
 	switch {
-	case len(o.solid) > 0:
-		if len(o.dangling) == 0 && len(o.waiting) == 0 {
+	case len(o.solid) > 0 || (len(o.dangling) == 0 && len(o.waiting) == 0):
+		if len(o.dangling) == 0 && len(o.waiting) == 0 && len(o.orphaned) == 0 {
 			return nil
 		}
-		// Kept by another owner: forget the ones that are going.
+		// Kept by another owner, or released by owners that orphaned it:
+		// forget the ones that are going.
 		drop := map[types.UID]bool{}
-		for _, r := range append(o.dangling, o.waiting...) {
+		for _, r := range slices.Concat(o.dangling, o.waiting, o.orphaned) {
 			drop[r.UID] = true
 		}
 		logger.V(2).Info("Garbage collector removes references to owners that are going", "item", it.String())
@@ -412,32 +420,39 @@ func (c *collector) removeFinalizer(ctx context.Context, it item, f string) erro
 }
 
 // absentOwners remembers owners the API said are gone (uids are never
-// reused), so that many dependents of one deleted owner cost one lookup.
+// reused), so that many dependents of one deleted owner cost one lookup,
+// and which of them were deleted orphaning their dependents: a dependent
+// the caches had not seen yet when its owner was orphaned (made just
+// before the delete) is released later rather than collected, as the
+// deleting user asked.
 type absentOwners struct {
 	mu   sync.Mutex
-	uids map[string]struct{}
+	uids map[string]bool // value: the owner orphaned its dependents
 }
 
 const maxAbsent = 10000
 
-func newAbsentOwners() *absentOwners { return &absentOwners{uids: map[string]struct{}{}} }
+func newAbsentOwners() *absentOwners { return &absentOwners{uids: map[string]bool{}} }
 
 func absentKey(cluster, ns string, uid types.UID) string {
 	return cluster + "|" + ns + "|" + string(uid)
 }
 
-func (a *absentOwners) has(cluster, ns string, uid types.UID) bool {
+// has tells whether the owner is known to be gone, and whether it went
+// orphaning its dependents.
+func (a *absentOwners) has(cluster, ns string, uid types.UID) (gone, orphaned bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	_, ok := a.uids[absentKey(cluster, ns, uid)]
-	return ok
+	orphaned, gone = a.uids[absentKey(cluster, ns, uid)]
+	return gone, orphaned
 }
 
-func (a *absentOwners) add(cluster, ns string, uid types.UID) {
+func (a *absentOwners) add(cluster, ns string, uid types.UID, orphaned bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.uids) >= maxAbsent {
 		clear(a.uids)
 	}
-	a.uids[absentKey(cluster, ns, uid)] = struct{}{}
+	k := absentKey(cluster, ns, uid)
+	a.uids[k] = a.uids[k] || orphaned
 }

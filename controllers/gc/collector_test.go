@@ -349,6 +349,30 @@ func TestOrphan(t *testing.T) {
 	}
 }
 
+// A dependent the caches show only after its owner was orphaned (made
+// just before the delete) is released too, not collected; one that also
+// had an owner deleted in the background still goes.
+func TestOrphanReleasesDependentSeenLate(t *testing.T) {
+	w := newWorld()
+	owner := w.add("root", rsGVR, "ns", "rs", withFinalizers(metav1.FinalizerOrphanDependents), deleting)
+	c := w.collector()
+	w.drain(t, c, w.itemOf("root", rsGVR, owner))
+	if w.find("root", rsGVR, "ns", "rs") != nil {
+		t.Fatalf("owner kept after orphaning: %v", w.actions)
+	}
+	late := w.add("root", podGVR, "ns", "late", ownedBy(owner, "apps/v1", "ReplicaSet", true))
+	gone := w.add("root", cmGVR, "ns", "gone")
+	both := w.add("root", podGVR, "ns", "both", ownedBy(owner, "apps/v1", "ReplicaSet", true), ownedBy(gone, "v1", "ConfigMap", false))
+	delete(w.objs, objKey{"root", cmGVR, "ns", "gone"})
+	w.drain(t, c, w.itemOf("root", podGVR, late), w.itemOf("root", podGVR, both))
+	if p := w.find("root", podGVR, "ns", "late"); p == nil || len(p.OwnerReferences) != 0 {
+		t.Fatalf("late dependent = %+v, want kept without the reference (actions %v)", p, w.actions)
+	}
+	if p := w.find("root", podGVR, "ns", "both"); p != nil {
+		t.Fatalf("a dependent whose other owner went in the background was kept: %+v", p)
+	}
+}
+
 func TestForegroundWaitsForBlockingDependents(t *testing.T) {
 	w := newWorld()
 	owner := w.add("root", cmGVR, "ns", "owner")
