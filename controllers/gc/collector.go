@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -82,9 +83,16 @@ type collector struct {
 	store  store
 	mapper mapper
 	api    api
-	// enqueue asks for another look at an item.
-	enqueue func(item)
-	absent  *absentOwners
+	// enqueue asks for another look at an item; enqueueAfter, later.
+	enqueue      func(item)
+	enqueueAfter func(item, time.Duration)
+	// orphanSettle is how long an orphaning waits after the collector
+	// first sees it, so that its caches show dependents made just before
+	// the delete (which it would otherwise collect as dangling once the
+	// owner is gone). Zero in unit tests.
+	orphanSettle time.Duration
+	firstSeen    sync.Map // item → time.Time: orphanings waiting to settle
+	absent       *absentOwners
 }
 
 // errNotSynced: a decision waits for the caches.
@@ -142,6 +150,14 @@ func (c *collector) orphan(ctx context.Context, owner item) error {
 	if !c.store.Synced(owner.Cluster) {
 		return errNotSynced
 	}
+	if c.orphanSettle > 0 {
+		first, _ := c.firstSeen.LoadOrStore(owner, time.Now())
+		if wait := c.orphanSettle - time.Since(first.(time.Time)); wait > 0 {
+			c.enqueueAfter(owner, wait)
+			return nil
+		}
+		defer c.firstSeen.Delete(owner)
+	}
 	deps := c.store.Dependents(owner.Cluster, owner.UID)
 	errs := make([]error, len(deps))
 	var wg sync.WaitGroup
@@ -156,9 +172,6 @@ func (c *collector) orphan(ctx context.Context, owner item) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("orphaning the dependents of %s: %w", owner, err)
 	}
-	// Remembered before the owner goes, so that a dependent the caches
-	// show only later is orphaned too.
-	c.absent.add(owner.Cluster, owner.Namespace, owner.UID, true)
 	return c.removeFinalizer(ctx, owner, metav1.FinalizerOrphanDependents)
 }
 
@@ -190,7 +203,6 @@ type owners struct {
 	solid    []metav1.OwnerReference // exist, not being deleted in the foreground
 	dangling []metav1.OwnerReference // gone (or replaced)
 	waiting  []metav1.OwnerReference // being deleted in the foreground
-	orphaned []metav1.OwnerReference // deleted (or being deleted) orphaning dependents
 }
 
 // classify looks the owners up: in the caches, and in the API when the
@@ -210,10 +222,7 @@ func (c *collector) classify(ctx context.Context, cluster, ns string, refs []met
 		if namespaced {
 			ownerNS = ns
 		}
-		if gone, orphaned := c.absent.has(cluster, ownerNS, ref.UID); orphaned {
-			o.orphaned = append(o.orphaned, ref)
-			continue
-		} else if gone {
+		if c.absent.has(cluster, ownerNS, ref.UID) {
 			o.dangling = append(o.dangling, ref)
 			continue
 		}
@@ -221,7 +230,7 @@ func (c *collector) classify(ctx context.Context, cluster, ns string, refs []met
 		if !ok || owner.GetUID() != ref.UID {
 			owner, err = c.api.Get(ctx, cluster, gvr, ownerNS, ref.Name)
 			if apierrors.IsNotFound(err) || (err == nil && owner.GetUID() != ref.UID) {
-				c.absent.add(cluster, ownerNS, ref.UID, false)
+				c.absent.add(cluster, ownerNS, ref.UID)
 				o.dangling = append(o.dangling, ref)
 				continue
 			}
@@ -254,7 +263,7 @@ func (c *collector) attemptToDelete(ctx context.Context, it item, cached metav1.
 	if err != nil {
 		return err
 	}
-	if len(o.dangling) == 0 && len(o.waiting) == 0 && len(o.orphaned) == 0 {
+	if len(o.dangling) == 0 && len(o.waiting) == 0 {
 		return nil // every owner is there
 	}
 	// Decide on the object as it is now.
@@ -278,14 +287,13 @@ func (c *collector) attemptToDelete(ctx context.Context, it item, cached metav1.
 		return err
 	}
 	switch {
-	case len(o.solid) > 0 || (len(o.dangling) == 0 && len(o.waiting) == 0):
-		if len(o.dangling) == 0 && len(o.waiting) == 0 && len(o.orphaned) == 0 {
+	case len(o.solid) > 0:
+		if len(o.dangling) == 0 && len(o.waiting) == 0 {
 			return nil
 		}
-		// Kept by another owner, or released by owners that orphaned it:
-		// forget the ones that are going.
+		// Kept by another owner: forget the ones that are going.
 		drop := map[types.UID]bool{}
-		for _, r := range slices.Concat(o.dangling, o.waiting, o.orphaned) {
+		for _, r := range append(o.dangling, o.waiting...) {
 			drop[r.UID] = true
 		}
 		logger.V(2).Info("Garbage collector removes references to owners that are going", "item", it.String())
@@ -420,39 +428,32 @@ func (c *collector) removeFinalizer(ctx context.Context, it item, f string) erro
 }
 
 // absentOwners remembers owners the API said are gone (uids are never
-// reused), so that many dependents of one deleted owner cost one lookup,
-// and which of them were deleted orphaning their dependents: a dependent
-// the caches had not seen yet when its owner was orphaned (made just
-// before the delete) is released later rather than collected, as the
-// deleting user asked.
+// reused), so that many dependents of one deleted owner cost one lookup.
 type absentOwners struct {
 	mu   sync.Mutex
-	uids map[string]bool // value: the owner orphaned its dependents
+	uids map[string]struct{}
 }
 
 const maxAbsent = 10000
 
-func newAbsentOwners() *absentOwners { return &absentOwners{uids: map[string]bool{}} }
+func newAbsentOwners() *absentOwners { return &absentOwners{uids: map[string]struct{}{}} }
 
 func absentKey(cluster, ns string, uid types.UID) string {
 	return cluster + "|" + ns + "|" + string(uid)
 }
 
-// has tells whether the owner is known to be gone, and whether it went
-// orphaning its dependents.
-func (a *absentOwners) has(cluster, ns string, uid types.UID) (gone, orphaned bool) {
+func (a *absentOwners) has(cluster, ns string, uid types.UID) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	orphaned, gone = a.uids[absentKey(cluster, ns, uid)]
-	return gone, orphaned
+	_, ok := a.uids[absentKey(cluster, ns, uid)]
+	return ok
 }
 
-func (a *absentOwners) add(cluster, ns string, uid types.UID, orphaned bool) {
+func (a *absentOwners) add(cluster, ns string, uid types.UID) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.uids) >= maxAbsent {
 		clear(a.uids)
 	}
-	k := absentKey(cluster, ns, uid)
-	a.uids[k] = a.uids[k] || orphaned
+	a.uids[absentKey(cluster, ns, uid)] = struct{}{}
 }

@@ -99,7 +99,8 @@ func New(c *framework.Context) (framework.Runnable, error) {
 		&workqueue.TypedBucketRateLimiter[item]{Limiter: rate.NewLimiter(rate.Limit(100), 500)},
 	)
 	g.queue = workqueue.NewTypedRateLimitingQueueWithConfig(rl, workqueue.TypedRateLimitingQueueConfig[item]{Name: Name})
-	g.c = &collector{store: g, mapper: g, api: &dynamicAPI{clients: c.Clients}, enqueue: g.queue.Add, absent: newAbsentOwners()}
+	g.c = &collector{store: g, mapper: g, api: &dynamicAPI{clients: c.Clients}, enqueue: g.queue.Add,
+		enqueueAfter: g.queue.AddAfter, orphanSettle: time.Second, absent: newAbsentOwners()}
 	g.disco = framework.NewQueue(Name+"-discovery", func(ctx context.Context, k framework.Key) error {
 		return g.discoverCustom(ctx, k.Cluster)
 	})
