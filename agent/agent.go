@@ -15,7 +15,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -29,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 )
@@ -54,8 +54,20 @@ type Options struct {
 	RenewInterval  time.Duration // default 10s
 	StatusInterval time.Duration // node status refresh, default 1m
 	Workers        int           // pods synced at once, default 16
-	Events         bool          // record container Events (Pulled, Created, Started, ...)
-	Log            *slog.Logger
+	// Resync: every running pod is synced this often even when nothing
+	// told the agent of a change (ConfigMap and Secret volumes, tokens
+	// about to expire); 0: never, for runtimes with nothing to refresh.
+	Resync time.Duration
+	Events bool // record container Events (Pulled, Created, Started, ...)
+	Log    *slog.Logger
+
+	// CertDir, if set, is the cluster's certificate directory (that of
+	// the API server, see ServingTLS): the agent then serves the API
+	// server (logs, exec, attach, port forwarding; see Server) on the
+	// node's IP and Port. Unset, it serves nothing and the nodes report
+	// port 0.
+	CertDir string
+	Port    int // the server's port, 0 for any free one
 }
 
 func (o *Options) defaults() {
@@ -90,6 +102,7 @@ type Agent struct {
 	cluster        string // where its Nodes and Leases live
 	recorder       *framework.EventRecorder
 	bootID         string
+	verMu          sync.Mutex
 	runtimeVersion string
 	rtErr          atomic.Pointer[string]
 
@@ -97,6 +110,7 @@ type Agent struct {
 	pods   *framework.Informer[*corev1.Pod]
 	queue  *framework.Queue
 	single string // the node's name when there is one
+	port   int32  // where the agent's server listens, 0 for none
 
 	mu      sync.Mutex
 	keys    map[types.UID]framework.Key
@@ -147,11 +161,11 @@ func New(ctx context.Context, o Options, clients *framework.Clients) (*Agent, er
 	a := &Agent{opts: o, log: o.Log, clients: clients, cluster: clients.DefaultCluster(),
 		bootID: hex.EncodeToString(b), nodes: map[string]*nodeState{},
 		keys: map[types.UID]framework.Key{}, uids: map[framework.Key]types.UID{}, written: map[types.UID]*corev1.PodStatus{}}
-	v, err := o.Runtime.Version(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("runtime %s: %w", o.Runtime.Name(), err)
+	if u, ok := o.Runtime.(ClientsUser); ok {
+		u.UseClients(func(p *corev1.Pod) kubernetes.Interface { return clients.For(framework.ClusterOf(p)) })
 	}
-	a.runtimeVersion = v
+	// A runtime that is down (or not installed) leaves the node NotReady
+	// saying why; the agent still registers it and keeps asking.
 	a.checkRuntime(ctx)
 	a.recorder = framework.NewEventRecorderFor(ctx, clients, corev1.EventSource{Component: "kubelet"})
 	for _, ns := range nodeSpecs(o.NodeName, o.Nodes, o.NodeIP) {
@@ -196,12 +210,31 @@ func (a *Agent) enqueue(o any) {
 }
 
 func (a *Agent) checkRuntime(ctx context.Context) {
-	if err := a.opts.Runtime.Ready(ctx); err != nil {
+	err := a.opts.Runtime.Ready(ctx)
+	if err == nil && a.version() == "" {
+		var v string
+		if v, err = a.opts.Runtime.Version(ctx); err == nil {
+			a.verMu.Lock()
+			a.runtimeVersion = v
+			a.verMu.Unlock()
+		}
+	}
+	if err != nil {
 		s := err.Error()
+		if a.rtErr.Load() == nil {
+			a.log.Warn("container runtime not ready: the node is NotReady", "runtime", a.opts.Runtime.Name(), "err", s)
+		}
 		a.rtErr.Store(&s)
 		return
 	}
 	a.rtErr.Store(nil)
+}
+
+// version is the runtime's version, "" while it has not answered.
+func (a *Agent) version() string {
+	a.verMu.Lock()
+	defer a.verMu.Unlock()
+	return a.runtimeVersion
 }
 
 func (a *Agent) runtimeErr() error {
@@ -214,6 +247,10 @@ func (a *Agent) runtimeErr() error {
 // Run registers the nodes, renews their Leases and runs their pods until
 // ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
+	srv, err := a.newServer()
+	if err != nil {
+		return err
+	}
 	if err := a.registerAll(ctx); err != nil {
 		return err
 	}
@@ -231,16 +268,44 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer wg.Done()
 		a.pods.Run(ctx)
 	}()
+	if rn, ok := a.opts.Runtime.(Runner); ok {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rn.Run(ctx)
+		}()
+	}
 	go func() {
 		defer wg.Done()
 		a.queue.Run(ctx, a.opts.Workers, a.pods.HasSynced)
 	}()
+	if srv != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ctx); err != nil {
+				a.log.Error("agent server stopped", "err", err)
+			}
+		}()
+	}
 	changes := a.opts.Runtime.Changes()
+	var resync <-chan time.Time
+	if a.opts.Resync > 0 {
+		t := time.NewTicker(a.opts.Resync)
+		defer t.Stop()
+		resync = t.C
+	}
 loop:
 	for {
 		select {
 		case <-ctx.Done():
 			break loop
+		case <-resync:
+			for _, p := range a.pods.ListAll() {
+				if p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+					a.enqueue(p)
+				}
+			}
 		case uid := <-changes:
 			a.mu.Lock()
 			k, ok := a.keys[uid]

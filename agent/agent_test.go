@@ -285,7 +285,7 @@ func TestQOSClass(t *testing.T) {
 		{mk(both, nil), corev1.PodQOSBurstable},
 		{mk(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}, corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}), corev1.PodQOSBurstable},
 	} {
-		if got := qosClass(tc.pod); got != tc.want {
+		if got := QOSClass(tc.pod); got != tc.want {
 			t.Errorf("qos %v: %s, want %s", tc.pod.Spec.Containers[0].Resources, got, tc.want)
 		}
 	}
@@ -347,10 +347,4 @@ func TestNodeObject(t *testing.T) {
 		t.Errorf("lease %+v", l)
 	}
 	_ = ptr.To(int32(0))
-}
-
-func TestCRIRuntimeNotYet(t *testing.T) {
-	if _, err := NewRuntime("cri", SimulatedOptions{}); err == nil || !strings.Contains(err.Error(), "not implemented yet") {
-		t.Errorf("cri: %v", err)
-	}
 }

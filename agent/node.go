@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -148,14 +149,14 @@ func (a *Agent) nodeStatus(ns nodeSpec, old *corev1.NodeStatus) corev1.NodeStatu
 			{Type: corev1.NodeInternalIP, Address: ns.InternalIP},
 			{Type: corev1.NodeHostName, Address: ns.Name},
 		},
-		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: a.port}},
 		NodeInfo: corev1.NodeSystemInfo{
 			MachineID:               idOf("machine", ns.Name),
 			SystemUUID:              uuidOf(ns.Name),
 			BootID:                  a.bootID,
 			KernelVersion:           kernelVersion(),
 			OSImage:                 osImage(),
-			ContainerRuntimeVersion: a.opts.Runtime.Name() + "://" + a.runtimeVersion,
+			ContainerRuntimeVersion: a.opts.Runtime.Name() + "://" + cmp.Or(a.version(), "unknown"),
 			KubeletVersion:          KubeletVersion,
 			OperatingSystem:         goruntime.GOOS,
 			Architecture:            goruntime.GOARCH,

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 )
 
 // Node is what a runtime is told of the node a pod runs on.
@@ -70,17 +71,27 @@ type Runtime interface {
 	Changes() <-chan types.UID
 }
 
+// ClientsUser is a runtime that reads API objects for its pods (ConfigMaps,
+// Secrets, tokens): the agent gives it a client of each pod's cluster.
+type ClientsUser interface {
+	UseClients(func(pod *corev1.Pod) kubernetes.Interface)
+}
+
+// Runner is a runtime with background work (polling its containers, say)
+// that the agent runs for as long as it runs.
+type Runner interface {
+	Run(ctx context.Context)
+}
+
 // ErrNotImplemented is what a runtime not built yet answers.
 var ErrNotImplemented = errors.New("not implemented yet")
 
-// NewRuntime makes the runtime of the given name: "simulated" (see
-// Simulated) or "cri" (a CRI client of containerd, not here yet).
+// NewRuntime makes the simulated runtime (see Simulated); the real one is
+// package agent/cri.
 func NewRuntime(name string, sim SimulatedOptions) (Runtime, error) {
 	switch name {
 	case "simulated":
 		return NewSimulated(sim), nil
-	case "cri":
-		return nil, fmt.Errorf("runtime cri: %w (use --runtime simulated)", ErrNotImplemented)
 	}
 	return nil, fmt.Errorf("unknown runtime %q: want simulated or cri", name)
 }

@@ -163,10 +163,10 @@ func anyRegularStarted(spec *corev1.PodSpec, st []corev1.ContainerStatus) bool {
 	return false
 }
 
-// qosClass is the pod's quality of service class: Guaranteed when every
+// QOSClass is the pod's quality of service class: Guaranteed when every
 // container has cpu and memory limits equal to its requests, BestEffort
 // when none asks for or limits anything, else Burstable.
-func qosClass(pod *corev1.Pod) corev1.PodQOSClass {
+func QOSClass(pod *corev1.Pod) corev1.PodQOSClass {
 	if pod.Status.QOSClass != "" {
 		return pod.Status.QOSClass
 	}
@@ -347,7 +347,7 @@ func apiStatus(pod *corev1.Pod, node *Node, rs *PodStatus, terminal bool) corev1
 		HostIP:                old.HostIP,
 		HostIPs:               old.HostIPs,
 		StartTime:             old.StartTime,
-		QOSClass:              qosClass(pod),
+		QOSClass:              QOSClass(pod),
 		NominatedNodeName:     old.NominatedNodeName,
 		ResourceClaimStatuses: old.ResourceClaimStatuses,
 		Resize:                old.Resize,

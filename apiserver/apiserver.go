@@ -6,6 +6,7 @@ package apiserver
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 	"github.com/pgkube/pgkube/authz"
 	"github.com/pgkube/pgkube/clusters"
 	"github.com/pgkube/pgkube/encryption"
+	"github.com/pgkube/pgkube/internal/nodeconn"
 	"github.com/pgkube/pgkube/migrations"
 	"github.com/pgkube/pgkube/pki"
 	"github.com/pgkube/pgkube/registry"
@@ -245,6 +247,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		auditSink = s.auditLog
 	}
 
+	nodeTLS, err := nodeClientTLS(bundle)
+	if err != nil {
+		return nil, err
+	}
 	// base ends at shutdown: every request's context and the watches
 	// derive from it.
 	base, stop := context.WithCancel(context.Background())
@@ -265,6 +271,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		Authenticator: authenticator, Authorizer: authorizer, APIAudiences: opts.APIAudiences, Audit: auditSink,
 		Virtual: rv.handlers(), Paths: issuerDiscovery(tenantCreds), Clusters: tenancyCtl, SchemasFor: schemaSets.get,
 		Fairness: &server.Fairness{QPS: opts.TenantQPS, Burst: opts.TenantBurst, MaxInFlight: opts.TenantMaxInFlight},
+		NodeTLS:  nodeTLS,
 	})
 	s.handler = srv.Handler()
 	tenancyCtl.s = s
@@ -518,4 +525,23 @@ func startClusterFeeds(ctx, base context.Context, s *Server, cluster string, sto
 	}
 	go crds.run(base, crdsFrom)
 	return nil
+}
+
+// nodeClientTLS is how the API server reaches node agents: a client
+// certificate for nodeconn.ClientCN in system:masters (as kube-apiserver's
+// --kubelet-client-certificate), issued in memory from the cluster CA at
+// every start, and that CA as the only root for the agents' serving
+// certificates (agents sign theirs with it from the shared cert dir).
+func nodeClientTLS(bundle *pki.Bundle) (*tls.Config, error) {
+	certPEM, keyPEM, err := bundle.IssueClient(nodeconn.ClientCN, []string{pki.AdminGroup}, 365*24*time.Hour)
+	if err != nil {
+		return nil, fmt.Errorf("node client certificate: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("node client certificate: %w", err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(bundle.CA)
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, RootCAs: roots}, nil
 }

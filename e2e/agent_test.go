@@ -143,7 +143,7 @@ func agHostNode(t *testing.T) string {
 // shared node.
 func TestAgentRunsPods(t *testing.T) {
 	certs, _ := testCerts(t)
-	srv := startUp(t, tempDir(t), freePort(t), pgtest.NewDatabase(t), "--cert-dir", certs)
+	srv := startUp(t, tempDir(t), freePort(t), pgtest.NewDatabase(t), "--cert-dir", certs, "--agent=simulated")
 	defer srv.stop() //nolint:errcheck
 	cs := kubernetes.NewForConfigOrDie(restConfig(t, srv, false))
 	ctx := context.Background()

@@ -60,7 +60,7 @@ func startManager(t *testing.T, kubeconfig, id string) *managerProc {
 // within 15 s; a manager stopped cleanly gives the Lease up.
 func TestControllerManagerLeaderElection(t *testing.T) {
 	certs, _ := testCerts(t)
-	srv := startUp(t, tempDir(t), freePort(t), pgtest.NewDatabase(t), "--cert-dir", certs, "--controller-manager=false")
+	srv := startUp(t, tempDir(t), freePort(t), pgtest.NewDatabase(t), "--cert-dir", certs, "--controller-manager=false", "--agent=simulated")
 	t.Cleanup(func() {
 		if err := srv.stop(); err != nil {
 			t.Error(err)

@@ -255,7 +255,7 @@ func TestHostPathProvisioning(t *testing.T) {
 	certs, _ := testCerts(t)
 	volDir := t.TempDir()
 	srv := startUp(t, tempDir(t), freePort(t), pgtest.NewDatabase(t), "--cert-dir", certs,
-		"--controller-manager-flags", "--hostpath-dir="+volDir)
+		"--agent=simulated", "--controller-manager-flags", "--hostpath-dir="+volDir)
 	defer srv.stop() //nolint:errcheck
 	cs := kubernetes.NewForConfigOrDie(restConfig(t, srv, false))
 	ctx := context.Background()

@@ -25,7 +25,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 	listen := freePort(t)
 	ctx := context.Background()
 
-	p := startUp(t, dir, listen, "")
+	p := startUp(t, dir, listen, "", "--agent=simulated")
 	cs := kubernetes.NewForConfigOrDie(restConfig(t, p, false))
 	namespace(t, cs, "keep")
 	var lastRV int64
@@ -44,7 +44,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 		t.Fatalf("PostgreSQL still running after pgkube up stopped: %v", pids)
 	}
 
-	p = startUp(t, dir, listen, "")
+	p = startUp(t, dir, listen, "", "--agent=simulated")
 	cs = kubernetes.NewForConfigOrDie(restConfig(t, p, false))
 	list, err := cs.CoreV1().ConfigMaps("keep").List(ctx, metav1.ListOptions{})
 	if err != nil || len(list.Items) != 20 {
@@ -68,7 +68,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 	p.kill()
 	waitGone(t, pg[0])
 
-	p = startUp(t, dir, listen, "")
+	p = startUp(t, dir, listen, "", "--agent=simulated")
 	defer p.stop()
 	cs = kubernetes.NewForConfigOrDie(restConfig(t, p, false))
 	got, err := cs.CoreV1().ConfigMaps("keep").Get(ctx, "acked", metav1.GetOptions{})

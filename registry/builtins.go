@@ -26,7 +26,7 @@ func builtins() []*Resource {
 		// core/v1
 		{Version: "v1", Resource: "pods", Kind: "Pod", Namespaced: true, ShortNames: []string{"po"}, Categories: all,
 			Status: true, Fields: podFields, Prepare: preparePod, GracefulDelete: podGracefulDelete,
-			Subresources: []string{"binding", "eviction"}, Generation: true},
+			Subresources: []string{"binding", "eviction", "log", "exec", "attach", "portforward"}, Generation: true},
 		{Version: "v1", Resource: "services", Kind: "Service", Namespaced: true, ShortNames: []string{"svc"}, Categories: all,
 			Status: true, NameRule: dns1035Label, Immutable: []string{"spec.ipFamilyPolicy"}},
 		{Version: "v1", Resource: "endpoints", Kind: "Endpoints", Namespaced: true, ShortNames: []string{"ep"}},
@@ -39,7 +39,7 @@ func builtins() []*Resource {
 		{Version: "v1", Resource: "events", Kind: "Event", Namespaced: true, ShortNames: []string{"ev"}, Fields: eventFields,
 			NameRule: lenientName, GC: NoGarbageCollection},
 		{Version: "v1", Resource: "nodes", Kind: "Node", ShortNames: []string{"no"}, Status: true, KeepStatusOnCreate: true,
-			Fields: nodeFields},
+			Fields: nodeFields, Subresources: []string{"proxy"}},
 		{Version: "v1", Resource: "namespaces", Kind: "Namespace", ShortNames: []string{"ns"}, Status: true,
 			NameRule: dnsLabel, Fields: namespaceFields, Prepare: prepareNamespace, PendingFinalizers: namespaceFinalizers,
 			Deleting: namespaceTerminating, Subresources: []string{"finalize"}},

@@ -124,7 +124,7 @@ func subresourcesOf(res *registry.Resource) []subresource {
 		if !ok {
 			continue
 		}
-		sr := subresource{name: name, kind: res.Kind, verbs: []string{h.verb}}
+		sr := subresource{name: name, kind: res.Kind, verbs: h.verbs}
 		if k, ok := subresourceKinds[name]; ok {
 			sr.kind = k.Kind
 			// Discovery names a group and version only when they differ

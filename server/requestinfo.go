@@ -15,6 +15,8 @@ type requestInfo struct {
 	// Verb is the Kubernetes verb: get, list, watch, create, update, patch,
 	// delete, deletecollection.
 	Verb string
+	// Path is what follows a proxy subresource (nodes/NAME/proxy/PATH).
+	Path string
 }
 
 // parseResourcePath reads the part of a URL after /api/v1 or /apis/G/V:
@@ -42,7 +44,15 @@ func parseResourcePath(group, version string, parts []string, r *http.Request) (
 	case 3:
 		ri.Resource, ri.Name, ri.Subresource = parts[0], parts[1], parts[2]
 	default:
-		return ri, false
+		// A proxy subresource carries the path to pass on.
+		if len(parts) < 4 || parts[2] != "proxy" {
+			return ri, false
+		}
+		ri.Resource, ri.Name, ri.Subresource = parts[0], parts[1], parts[2]
+		ri.Path = strings.Join(parts[3:], "/")
+		if strings.HasSuffix(r.URL.Path, "/") {
+			ri.Path += "/"
+		}
 	}
 	if ri.Resource == "" || (len(parts) >= 2 && ri.Name == "") {
 		return ri, false
@@ -55,7 +65,7 @@ func parseResourcePath(group, version string, parts []string, r *http.Request) (
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		switch {
-		case watchPath || isTrue(q.Get("watch")):
+		case watchPath || (isTrue(q.Get("watch")) && ri.Subresource != "proxy"):
 			ri.Verb = "watch"
 		case ri.Name == "":
 			ri.Verb = "list"

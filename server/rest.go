@@ -57,7 +57,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, ri reques
 		return
 	}
 	out, ok := negotiate(r, res.CRD != "")
-	if !ok {
+	if !ok && !streamingSubresource(ri.Subresource) {
 		writeStatusError(w, apierrors.NewGenericServerResponse(http.StatusNotAcceptable, "", schemaGR(res.Group, res.Resource), "",
 			acceptedMedia(res), 0, false))
 		return
@@ -116,7 +116,7 @@ func (s *Server) dispatch(c *call) error {
 		if !ok || !slices.Contains(c.res.Subresources, ri.Subresource) {
 			return notFoundPath(c.r)
 		}
-		if ri.Verb != h.verb {
+		if !slices.Contains(h.verbs, ri.Verb) {
 			return methodNotAllowed(c)
 		}
 		return h.serve(s, c)
@@ -148,24 +148,35 @@ func (s *Server) dispatch(c *call) error {
 	return methodNotAllowed(c)
 }
 
-// subresourceHandlers serve the special subresources by name, each for one
-// verb; which resources have them is the registry's data.
+// subresourceHandlers serve the special subresources by name, each for its
+// verbs; which resources have them is the registry's data.
 var subresourceHandlers = map[string]struct {
-	verb  string
+	verbs []string
 	serve func(*Server, *call) error
 }{
-	"binding":  {"create", (*Server).bindPod},
-	"eviction": {"create", (*Server).evictPod},
-	"finalize": {"update", (*Server).finalizeNamespace},
-	"token":    {"create", (*Server).createVirtual},
+	"binding":  {[]string{"create"}, (*Server).bindPod},
+	"eviction": {[]string{"create"}, (*Server).evictPod},
+	"finalize": {[]string{"update"}, (*Server).finalizeNamespace},
+	"token":    {[]string{"create"}, (*Server).createVirtual},
+	// Passed on to node agents (podproxy.go). Upgrades are GETs
+	// (WebSocket) or POSTs (SPDY).
+	"log":         {[]string{"get"}, (*Server).podLog},
+	"exec":        {[]string{"create", "get"}, (*Server).podStream},
+	"attach":      {[]string{"create", "get"}, (*Server).podStream},
+	"portforward": {[]string{"create", "get"}, (*Server).podStream},
+	"proxy":       {[]string{"create", "delete", "get", "patch", "update"}, (*Server).nodeProxy},
 }
 
 // subresourceKinds are the kinds the special subresources' bodies have,
 // for decoding and discovery; one not listed has its parent's kind.
 var subresourceKinds = map[string]schema.GroupVersionKind{
-	"binding":  {Version: "v1", Kind: "Binding"},
-	"eviction": {Group: "policy", Version: "v1", Kind: "Eviction"},
-	"token":    {Group: "authentication.k8s.io", Version: "v1", Kind: "TokenRequest"},
+	"binding":     {Version: "v1", Kind: "Binding"},
+	"eviction":    {Group: "policy", Version: "v1", Kind: "Eviction"},
+	"token":       {Group: "authentication.k8s.io", Version: "v1", Kind: "TokenRequest"},
+	"exec":        {Version: "v1", Kind: "PodExecOptions"},
+	"attach":      {Version: "v1", Kind: "PodAttachOptions"},
+	"portforward": {Version: "v1", Kind: "PodPortForwardOptions"},
+	"proxy":       {Version: "v1", Kind: "NodeProxyOptions"},
 }
 
 func methodNotAllowed(c *call) error {

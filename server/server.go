@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
@@ -78,6 +79,11 @@ type Config struct {
 	// SchemasFor, if set, gives a logical cluster's own description (one
 	// with its CRDs); nil falls back to Schemas.
 	SchemasFor func(cluster string) *schemas.Set
+	// NodeTLS reaches node agents (pod logs, exec, attach, port
+	// forwarding, nodes/proxy): the API server's client certificate and
+	// the CA that signs agents' serving certificates; nil answers those
+	// with 503.
+	NodeTLS *tls.Config
 }
 
 // WriteHook prepares a write of one resource: it may fill fields of obj

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/pgkube/pgkube/agent"
+	"github.com/pgkube/pgkube/agent/containerd"
+	"github.com/pgkube/pgkube/agent/cri"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 )
@@ -36,17 +39,37 @@ func runAgent(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.StatusInterval, "node-status-report-frequency", time.Minute, "how often node status is written when nothing changed")
 	fs.IntVar(&o.Workers, "workers", 16, "pods synced at once")
 	fs.BoolVar(&o.Events, "events", true, "record container Events (Pulled, Created, Started, Killing, BackOff)")
+	fs.StringVar(&o.CertDir, "cert-dir", "", "the API server's certificate directory (its CA signs the agent's serving certificate and the API server's client certificate); unset, logs, exec, attach and port forwarding are not served")
+	fs.IntVar(&o.Port, "port", agent.DefaultPort, "port of the agent's HTTPS server for the API server, on the node IP (0: any free port)")
 	var sim agent.SimulatedOptions
 	fs.DurationVar(&sim.StartDelay, "start-delay", 0, "simulated: containers start this long after the pod reaches the node")
 	fs.DurationVar(&sim.ReadyDelay, "ready-delay", 0, "simulated: running containers are ready after this long")
 	fs.DurationVar(&sim.RestartBackoff, "restart-backoff", 10*time.Second, "simulated: first back-off of a crashing container (doubling to 5m)")
+	endpoint := fs.String("container-runtime-endpoint", "", "cri: the CRI socket, unix:///path (default: the private containerd of pgkube up, DATA_DIR/containerd/containerd.sock)")
+	rootDir := fs.String("root-dir", "", "cri: where pods' volumes, files and logs live (default DATA_DIR/agent)")
 	fs.Parse(args) //nolint:errcheck // ExitOnError
 	cfg, err := clientConfig(*kubeconfig, *dataDir)
 	if err != nil {
 		return err
 	}
 	o.Config = cfg
-	if o.Runtime, err = agent.NewRuntime(*runtimeName, sim); err != nil {
+	o.Log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "agent")
+	if *runtimeName == "cri" {
+		if *endpoint == "" {
+			*endpoint = containerd.Endpoint(filepath.Join(*dataDir, "containerd"))
+		}
+		if *rootDir == "" {
+			*rootDir = filepath.Join(*dataDir, "agent")
+		}
+		rt, err := cri.New(cri.Options{Endpoint: *endpoint, RootDir: *rootDir, Log: o.Log})
+		if err != nil {
+			return err
+		}
+		o.Runtime = rt
+		// Mounted ConfigMaps and Secrets follow their changes within
+		// this, as a kubelet's sync period.
+		o.Resync = 10 * time.Second
+	} else if o.Runtime, err = agent.NewRuntime(*runtimeName, sim); err != nil {
 		return err
 	}
 	o.Capacity = agent.DefaultCapacity()
@@ -65,7 +88,6 @@ func runAgent(ctx context.Context, args []string) error {
 	if o.Taints, err = parseTaints(*taints); err != nil {
 		return fmt.Errorf("--register-with-taints: %w", err)
 	}
-	o.Log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "agent")
 	return agent.Run(ctx, o)
 }
 

@@ -40,6 +40,8 @@ func main() {
 		err = runScheduler(ctx, os.Args[2:])
 	case "agent":
 		err = runAgent(ctx, os.Args[2:])
+	case "image":
+		err = runImage(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 		return
@@ -78,6 +80,7 @@ commands:
               the controllers (namespace, service accounts, ...), as a client of the API server
   scheduler   places pending pods on nodes, as a client of the API server
   agent       the node agent: registers nodes and runs the pods bound to them (--runtime simulated|cri)
+  image       import FILE | busybox: load images into the private containerd of pgkube up
 `)
 }
 

@@ -126,7 +126,7 @@ func (c *childProcess) loop(ctx context.Context, exe string) {
 // manager: the scheduler, and a node agent with the given runtime for one
 // node named after the host ("none" for no agent); wait returns once they
 // have stopped.
-func startNodeComponents(ctx context.Context, kubeconfig string, withScheduler bool, agentRuntime string, log *slog.Logger) (wait func(), err error) {
+func startNodeComponents(ctx context.Context, kubeconfig string, withScheduler bool, agentRuntime string, agentArgs []string, log *slog.Logger) (wait func(), err error) {
 	var waits []func()
 	wait = func() {
 		for _, w := range waits {
@@ -143,7 +143,8 @@ func startNodeComponents(ctx context.Context, kubeconfig string, withScheduler b
 	switch agentRuntime {
 	case "none", "":
 	case "simulated", "cri":
-		w, err := startChild(ctx, "agent", []string{"agent", "--kubeconfig", kubeconfig, "--runtime", agentRuntime, "--node-name", hostNodeName()}, log)
+		args := append([]string{"agent", "--kubeconfig", kubeconfig, "--runtime", agentRuntime, "--node-name", hostNodeName()}, agentArgs...)
+		w, err := startChild(ctx, "agent", args, log)
 		if err != nil {
 			return wait, err
 		}

@@ -10,9 +10,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/pgkube/pgkube/agent/containerd"
+	"github.com/pgkube/pgkube/agent/cri"
 	"github.com/pgkube/pgkube/apiserver"
 	"github.com/pgkube/pgkube/embedpg"
 	"github.com/pgkube/pgkube/encryption"
@@ -29,7 +33,11 @@ func runUp(ctx context.Context, args []string) error {
 	dataDir := fs.String("data-dir", defaultDataDir(), "where pgkube keeps its state")
 	withCM := fs.Bool("controller-manager", true, "run the controller manager (pgkube controller-manager) as a child process")
 	withScheduler := fs.Bool("scheduler", true, "run the scheduler (pgkube scheduler) as a child process")
-	agentRuntime := fs.String("agent", "simulated", "run a node agent (pgkube agent) for one node named after the host as a child process, with this runtime: simulated, cri, or none")
+	agentRuntime := fs.String("agent", "cri", "run a node agent (pgkube agent) for one node named after the host as a child process, with this runtime: cri (real containers in a private containerd under the data dir), simulated, or none")
+	runtimeEndpoint := fs.String("container-runtime-endpoint", "", "with --agent cri: use this CRI runtime (unix:///path) instead of starting a private containerd")
+	// Any free port by default: several local clusters (and a real
+	// kubelet) may share the machine; the Node reports the port taken.
+	agentPort := fs.Int("agent-port", 0, "port of the node agent's server for logs, exec, attach and port forwarding (0: any free port)")
 	cmFlags := fs.String("controller-manager-flags", "", "more flags for the controller manager child, space-separated (e.g. --node-monitor-grace-period=5s)")
 	fs.Parse(args) //nolint:errcheck // ExitOnError
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -89,11 +97,34 @@ func runUp(ctx context.Context, args []string) error {
 	cmCtx, stopCM := context.WithCancel(ctx)
 	defer stopCM()
 	if *withCM {
-		if waitCM, err = startControllerManager(cmCtx, kubeconfig, strings.Fields(*cmFlags), log); err != nil {
+		flags := strings.Fields(*cmFlags)
+		if !strings.Contains(*cmFlags, "--hostpath-dir") {
+			// Claims of pgkube.io/hostpath classes get volumes on this
+			// host, where the node's pods run.
+			flags = append(flags, "--hostpath-dir="+filepath.Join(dir, "volumes"))
+		}
+		if waitCM, err = startControllerManager(cmCtx, kubeconfig, flags, log); err != nil {
 			return err
 		}
 	}
-	waitNodes, err := startNodeComponents(cmCtx, kubeconfig, *withScheduler, *agentRuntime, log)
+	// The agent shares the API server's cert dir: the CA there signs its
+	// serving certificate, which the API server then trusts.
+	agentFlags := []string{"--cert-dir", o.CertDir, "--port", strconv.Itoa(*agentPort)}
+	stopRuntime := func() {}
+	if *agentRuntime == "cri" {
+		endpoint := *runtimeEndpoint
+		if endpoint == "" {
+			var err error
+			if endpoint, stopRuntime, err = startContainerd(ctx, dir, log); err != nil {
+				return err
+			}
+		}
+		// The node answers on loopback: its pods share the host's network
+		// and are reached at the node's address.
+		agentFlags = append(agentFlags, "--data-dir", dir, "--container-runtime-endpoint", endpoint, "--node-ip", "127.0.0.1")
+	}
+	defer stopRuntime()
+	waitNodes, err := startNodeComponents(cmCtx, kubeconfig, *withScheduler, *agentRuntime, agentFlags, log)
 	if err != nil {
 		return err
 	}
@@ -112,6 +143,7 @@ func runUp(ctx context.Context, args []string) error {
 	stopCM()
 	waitCM()
 	waitNodes()
+	stopRuntime()
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return s.Shutdown(shutdown)
@@ -195,4 +227,48 @@ func clientURL(addr string) string {
 		}
 	}
 	return "https://" + addr
+}
+
+// startContainerd starts the private containerd of the cri agent under
+// the data dir. Without containerd installed it only warns: the agent
+// then marks its node NotReady saying what to install, and the API
+// serves on. stop ends the pods, then containerd.
+func startContainerd(ctx context.Context, dir string, log *slog.Logger) (endpoint string, stop func(), err error) {
+	ctdDir := filepath.Join(dir, "containerd")
+	endpoint = containerd.Endpoint(ctdDir)
+	if err := containerd.Available(); err != nil {
+		log.Warn("no container runtime: pods will not run", "err", err)
+		return endpoint, func() {}, nil
+	}
+	if os.Geteuid() != 0 {
+		log.Warn("no container runtime: containerd runs containers as root only; run pgkube up as root, or give --container-runtime-endpoint")
+		return endpoint, func() {}, nil
+	}
+	ctdCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p, err := containerd.Start(ctdCtx, ctdDir)
+	if err != nil {
+		cancel()
+		// The API still serves; the node says it has no runtime.
+		log.Error("containerd did not start: pods will not run", "err", err)
+		return endpoint, func() {}, nil
+	}
+	log.Info("containerd started", "endpoint", endpoint, "log", filepath.Join(ctdDir, "containerd.log"))
+	var once sync.Once
+	return endpoint, func() {
+		once.Do(func() {
+			sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer scancel()
+			if rt, err := cri.New(cri.Options{Endpoint: endpoint, RootDir: filepath.Join(dir, "agent")}); err == nil {
+				if err := rt.StopAll(sctx); err != nil {
+					log.Warn("stopping pods", "err", err)
+				}
+				rt.Close()
+			}
+			cancel()
+			select {
+			case <-p.Done():
+			case <-sctx.Done():
+			}
+		})
+	}, nil
 }
