@@ -425,7 +425,7 @@ spec:
       containers:
       - name: main
         image: busybox:1.36
-        command: ["sh", "-c", "[ -f /data/born ] || hostname > /data/born; exec sleep 3600"]
+        command: ["sh", "-c", "[ -f /data/born ] || cat /etc/hostname > /data/born; exec sleep 3600"]
         volumeMounts: [{name: data, mountPath: /data}]
   volumeClaimTemplates:
   - metadata: {name: data}
