@@ -400,6 +400,89 @@ spec:
 		}
 	})
 
+	t.Run("init containers, security context, OOM", func(t *testing.T) {
+		k.okIn(`apiVersion: v1
+kind: Pod
+metadata: {name: guarded, namespace: real}
+spec:
+  restartPolicy: Never
+  securityContext: {runAsUser: 1000, runAsGroup: 3000}
+  initContainers:
+  - name: prepare
+    image: busybox:1.36
+    command: ["sh", "-c", "echo prepared by $(id -u) > /work/note"]
+    volumeMounts: [{name: work, mountPath: /work}]
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: ["sh", "-c", "cat /work/note; id -u; id -g; touch /not-here 2>/dev/null && echo writable || echo read-only"]
+    securityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false}
+    volumeMounts: [{name: work, mountPath: /work}]
+  volumes:
+  - name: work
+    emptyDir: {}
+`, "apply", "-f", "-")
+		k.ok("wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/guarded", "-n", "real", "--timeout=60s")
+		if out := k.ok("logs", "-n", "real", "guarded", "-c", "main"); out != "prepared by 1000\n1000\n3000\nread-only\n" {
+			t.Errorf("guarded pod said %q", out)
+		}
+		p, err := c.cs.CoreV1().Pods("real").Get(ctx, "guarded", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := p.Status.InitContainerStatuses; len(st) != 1 || st[0].State.Terminated == nil || st[0].State.Terminated.Reason != "Completed" {
+			t.Errorf("init container status %+v", st)
+		}
+		// Memory over the limit: the kernel kills the container.
+		k.okIn(`apiVersion: v1
+kind: Pod
+metadata: {name: hungry, namespace: real}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: ["sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"]
+    resources: {limits: {memory: 32Mi}}
+`, "apply", "-f", "-")
+		k.ok("wait", "--for=jsonpath={.status.phase}=Failed", "pod/hungry", "-n", "real", "--timeout=60s")
+		p, err = c.cs.CoreV1().Pods("real").Get(ctx, "hungry", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := p.Status.ContainerStatuses; len(st) != 1 || st[0].State.Terminated == nil || st[0].State.Terminated.Reason != "OOMKilled" || st[0].State.Terminated.ExitCode != 137 {
+			t.Errorf("hungry container status %+v", st)
+		}
+		if p.Status.QOSClass != corev1.PodQOSBurstable {
+			t.Errorf("QoS %s", p.Status.QOSClass)
+		}
+	})
+
+	t.Run("every kubectl", func(t *testing.T) {
+		// exec, logs and port-forward with kubectl 1.27 to 1.33: SPDY
+		// for the older ones, WebSocket first for the newer.
+		pods, err := c.cs.CoreV1().Pods("real").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil || len(pods.Items) == 0 {
+			t.Fatalf("web pods: %v", err)
+		}
+		pod := pods.Items[0].Name
+		for v, bin := range kubectls(t) {
+			kv := &kubectl{t: t, bin: bin, kubeconfig: k.kubeconfig, cacheDir: t.TempDir()}
+			if out, err := kv.run("", "exec", "-n", "real", pod, "--", "cat", "/etc/hostname"); err != nil || out != pod+"\n" {
+				t.Errorf("kubectl %s exec: %q %v", v, out, err)
+			}
+			if out, err := kv.run("from stdin\n", "exec", "-i", "-n", "real", pod, "--", "cat"); err != nil || out != "from stdin\n" {
+				t.Errorf("kubectl %s exec -i: %q %v", v, out, err)
+			}
+			if out, err := kv.run("", "logs", "-n", "real", pod, "--tail=1"); err != nil || out != "hi\n" {
+				t.Errorf("kubectl %s logs: %q %v", v, out, err)
+			}
+			if out, err := kv.run("", "exec", "-n", "real", pod, "--", "sh", "-c", "exit 7"); err == nil || !strings.Contains(out, "exit code 7") {
+				t.Errorf("kubectl %s exec of a failing command: %q %v", v, out, err)
+			}
+		}
+	})
+
 	t.Run("statefulset keeps its data", func(t *testing.T) {
 		k.okIn(`apiVersion: storage.k8s.io/v1
 kind: StorageClass
