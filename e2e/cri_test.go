@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgkube/pgkube/agent/containerd"
 	"github.com/pgkube/pgkube/internal/pgtest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -483,6 +484,28 @@ spec:
 		}
 	})
 
+	t.Run("image import", func(t *testing.T) {
+		// A docker archive, as `docker save` writes one, loaded with
+		// pgkube image import.
+		archive := filepath.Join(t.TempDir(), "tools.tar")
+		f, err := os.Create(archive)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := containerd.BusyboxArchive(f, "example.local/tools:2", []string{"sh", "-c", "echo from the imported image"}); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if out, err := exec.Command(pgkubeBinary(t), "image", "import", archive, "--data-dir", c.srv.dataDir).CombinedOutput(); err != nil {
+			t.Fatalf("pgkube image import: %v\n%s", err, out)
+		}
+		k.ok("run", "imported", "-n", "real", "--image=example.local/tools:2", "--restart=Never")
+		k.ok("wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/imported", "-n", "real", "--timeout=60s")
+		if out := k.ok("logs", "-n", "real", "imported"); out != "from the imported image\n" {
+			t.Errorf("imported image's pod said %q", out)
+		}
+	})
+
 	t.Run("statefulset keeps its data", func(t *testing.T) {
 		k.okIn(`apiVersion: storage.k8s.io/v1
 kind: StorageClass
@@ -607,4 +630,36 @@ func podReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// TestCRIWithoutContainerd: on a machine without containerd the API still
+// serves, and the node is NotReady saying what to install.
+func TestCRIWithoutContainerd(t *testing.T) {
+	certs, _ := testCerts(t)
+	// An empty PATH hides containerd (the embedded PostgreSQL is found
+	// under /usr/lib/postgresql, and children run pgkube's own binary).
+	srv := startUpEnv(t, []string{"PATH=" + t.TempDir()}, tempDir(t), freePort(t), pgtest.NewDatabase(t), "--cert-dir", certs, "--scheduler=false")
+	defer srv.stop() //nolint:errcheck
+	cs := kubernetes.NewForConfigOrDie(restConfig(t, srv, false))
+	node := agHostNode(t)
+	within(t, 60*time.Second, "a NotReady node saying why", func() error {
+		n, err := cs.CoreV1().Nodes().Get(context.Background(), node, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				if c.Status != corev1.ConditionFalse || !strings.Contains(c.Message, "containerd is not installed") ||
+					!strings.Contains(c.Message, "apt-get install containerd runc") || !strings.Contains(c.Message, "--container-runtime-endpoint") {
+					return fmt.Errorf("Ready %s: %s", c.Status, c.Message)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no Ready condition")
+	})
+	if _, err := cs.CoreV1().ConfigMaps("default").Create(context.Background(),
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "still-serving"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("the API does not serve without containerd: %v", err)
+	}
 }

@@ -97,6 +97,12 @@ func tempDir(t testing.TB) string {
 // startUp runs `pgkube up` and waits for /readyz. dbURL may be empty for the
 // embedded PostgreSQL.
 func startUp(t testing.TB, dataDir, listen, dbURL string, flags ...string) *pgkube {
+	return startUpEnv(t, nil, dataDir, listen, dbURL, flags...)
+}
+
+// startUpEnv is startUp with environment variables set for pgkube up
+// (and so its children), over the test's own.
+func startUpEnv(t testing.TB, env []string, dataDir, listen, dbURL string, flags ...string) *pgkube {
 	args := append([]string{"up", "--data-dir", dataDir, "--listen", listen}, flags...)
 	if dbURL != "" {
 		args = append(args, "--database-url", dbURL)
@@ -104,6 +110,9 @@ func startUp(t testing.TB, dataDir, listen, dbURL string, flags ...string) *pgku
 	p := &pgkube{dataDir: dataDir, url: "https://" + listen, kubeconfig: filepath.Join(dataDir, "kubeconfig"), dbURL: dbURL,
 		exited: make(chan struct{}), log: &strings.Builder{}}
 	p.cmd = exec.Command(pgkubeBinary(t), args...)
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
