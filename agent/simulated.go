@@ -91,6 +91,20 @@ func (s *Simulated) Changes() <-chan types.UID { return s.changes }
 
 const maxRestartBackoff = 5 * time.Minute
 
+// RestartBackoff is how long a kubelet waits before starting a container
+// that exited after restarts restarts: at once the first time, then base
+// doubling up to five minutes.
+func RestartBackoff(base time.Duration, restarts int) time.Duration {
+	if restarts <= 0 {
+		return 0
+	}
+	delay := base
+	for i := 1; i < restarts && delay < maxRestartBackoff; i++ {
+		delay *= 2
+	}
+	return min(delay, maxRestartBackoff)
+}
+
 type cstate int
 
 const (
@@ -485,14 +499,7 @@ func (s *Simulated) step(p *simPod, c *simContainer, now, earliest time.Time, du
 			if !(c.restartAlways || (c.restartOnFailure && c.exitedWith != 0)) {
 				return
 			}
-			delay := time.Duration(0)
-			if c.restarts > 0 {
-				delay = s.opts.RestartBackoff
-				for i := int32(1); i < c.restarts && delay < maxRestartBackoff; i++ {
-					delay *= 2
-				}
-				delay = min(delay, maxRestartBackoff)
-			}
+			delay := RestartBackoff(s.opts.RestartBackoff, int(c.restarts))
 			c.last = &corev1.ContainerStateTerminated{ExitCode: c.exitedWith, Reason: c.exitReason,
 				StartedAt: metav1.NewTime(c.startedAt), FinishedAt: metav1.NewTime(c.finishedAt), ContainerID: "simulated://" + c.id}
 			c.state = cWaiting

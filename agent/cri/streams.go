@@ -18,16 +18,11 @@ var _ agent.Streams = (*Runtime)(nil)
 // instanceOf is the latest (or the previous) instance of a container of
 // the pod's current sandbox.
 func (r *Runtime) instanceOf(ctx context.Context, pod *corev1.Pod, container string, previous bool) (*instance, error) {
-	p := r.state(pod.UID)
-	if p.sandboxID == "" {
-		if err := r.findSandbox(ctx, pod, p); err != nil {
-			return nil, err
-		}
+	sandbox, err := r.sandboxOf(ctx, pod)
+	if err != nil {
+		return nil, err
 	}
-	if p.sandboxID == "" {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("pod %q has no running sandbox on this node", pod.Name))
-	}
-	latest, prev, err := r.instances(ctx, p.sandboxID)
+	latest, prev, err := r.instances(ctx, sandbox)
 	if err != nil {
 		return nil, err
 	}
@@ -42,6 +37,20 @@ func (r *Runtime) instanceOf(ctx context.Context, pod *corev1.Pod, container str
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("container %q in pod %q is waiting to start: ContainerCreating", container, pod.Name))
 	}
 	return in, nil
+}
+
+// sandboxOf is the pod's ready sandbox.
+func (r *Runtime) sandboxOf(ctx context.Context, pod *corev1.Pod) (string, error) {
+	p := r.state(pod.UID)
+	if p.sandboxID == "" {
+		if err := r.findSandbox(ctx, pod, p); err != nil {
+			return "", err
+		}
+	}
+	if p.sandboxID == "" {
+		return "", apierrors.NewBadRequest(fmt.Sprintf("pod %q has no running sandbox on this node", pod.Name))
+	}
+	return p.sandboxID, nil
 }
 
 // LogPath implements agent.Streams.
@@ -95,16 +104,11 @@ func (r *Runtime) Attach(ctx context.Context, pod *corev1.Pod, container string,
 
 // PortForward implements agent.Streams.
 func (r *Runtime) PortForward(ctx context.Context, pod *corev1.Pod, ports []int32) (*url.URL, error) {
-	p := r.state(pod.UID)
-	if p.sandboxID == "" {
-		if err := r.findSandbox(ctx, pod, p); err != nil {
-			return nil, err
-		}
+	sandbox, err := r.sandboxOf(ctx, pod)
+	if err != nil {
+		return nil, err
 	}
-	if p.sandboxID == "" {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("pod %q has no running sandbox on this node", pod.Name))
-	}
-	resp, err := r.rt.PortForward(ctx, &runtimeapi.PortForwardRequest{PodSandboxId: p.sandboxID, Port: ports})
+	resp, err := r.rt.PortForward(ctx, &runtimeapi.PortForwardRequest{PodSandboxId: sandbox, Port: ports})
 	if err != nil {
 		return nil, fmt.Errorf("port forward to %s: %s", pod.Name, grpcMessage(err))
 	}

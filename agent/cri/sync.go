@@ -230,14 +230,7 @@ func (r *Runtime) restart(ctx context.Context, node agent.Node, pod *corev1.Pod,
 	cst := p.ctr(c.Name)
 	if cst.handledExit != in.id {
 		cst.handledExit = in.id
-		delay := time.Duration(0)
-		if in.attempt > 0 {
-			delay = r.opts.RestartBackoff
-			for i := uint32(1); i < in.attempt && delay < maxBackoff; i++ {
-				delay *= 2
-			}
-			delay = min(delay, maxBackoff)
-		}
+		delay := agent.RestartBackoff(r.opts.RestartBackoff, int(in.attempt))
 		// A container that ran long and well starts its back-off afresh.
 		if ran := time.Duration(in.status.FinishedAt - in.status.StartedAt); ran > 2*maxBackoff {
 			delay = 0
