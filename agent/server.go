@@ -38,7 +38,10 @@ type ServerOptions struct {
 	RuntimeName string
 	// Pod finds a pod bound to the agent's nodes.
 	Pod func(cluster, namespace, name string) (*corev1.Pod, error)
-	Log *slog.Logger
+	// Stats measures the nodes and a cluster's pods (see
+	// nodeconn.StatsPath); nil when the runtime measures nothing.
+	Stats func(ctx context.Context, cluster string) (*nodeconn.Stats, error)
+	Log   *slog.Logger
 }
 
 // Server is the agent's HTTPS endpoint for the API server, as a kubelet's:
@@ -102,6 +105,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/exec/{ns}/{pod}/{container}", s.exec)
 	mux.HandleFunc("/attach/{ns}/{pod}/{container}", s.attach)
 	mux.HandleFunc("/portForward/{ns}/{pod}", s.portForward)
+	mux.HandleFunc("GET "+nodeconn.StatsPath, s.serveStats)
 	return mux
 }
 
@@ -527,10 +531,14 @@ func (a *Agent) newServer() (*Server, error) {
 	if st, ok := a.opts.Runtime.(Streams); ok {
 		streams = st
 	}
-	srv, err := NewServer(ServerOptions{
+	o := ServerOptions{
 		Addr: net.JoinHostPort(host, strconv.Itoa(a.opts.Port)), TLS: tlsConfig,
 		Streams: streams, RuntimeName: a.opts.Runtime.Name(), Pod: a.boundPod, Log: a.log,
-	})
+	}
+	if sc := a.newStatsCollector(); sc != nil {
+		o.Stats = sc.collect
+	}
+	srv, err := NewServer(o)
 	if err != nil {
 		return nil, err
 	}

@@ -25,7 +25,8 @@ import (
 // containerd runs the pods (containerd's shims and runc state are shared
 // by the host, so the test binary starts one such cluster only).
 type criCluster struct {
-	srv *pgkube
+	srv       *pgkube
+	clockFile string
 	cs  kubernetes.Interface
 	k   *kubectl
 }
@@ -42,9 +43,12 @@ func startCRICluster(t *testing.T) *criCluster {
 	}
 	certs, _ := testCerts(t)
 	dir := tempDir(t)
-	srv := startUp(t, dir, freePort(t), pgtest.NewDatabase(t), "--cert-dir", certs)
+	// The controller manager's clock can be moved (controllers/testclock),
+	// so a CronJob runs without waiting for its minute.
+	clock := filepath.Join(dir, "clock-offset")
+	srv := startUpEnv(t, []string{"PGKUBE_TEST_CLOCK_FILE=" + clock}, dir, freePort(t), pgtest.NewDatabase(t), "--cert-dir", certs)
 	t.Cleanup(func() { srv.stop() }) //nolint:errcheck
-	c := &criCluster{srv: srv, cs: kubernetes.NewForConfigOrDie(restConfig(t, srv, false)),
+	c := &criCluster{srv: srv, clockFile: clock, cs: kubernetes.NewForConfigOrDie(restConfig(t, srv, false)),
 		k: &kubectl{t: t, bin: kubectls(t)["default"], kubeconfig: srv.kubeconfig, cacheDir: t.TempDir()}}
 	node := agHostNode(t)
 	within(t, 60*time.Second, "the node Ready on containerd", func() error {
@@ -379,6 +383,35 @@ spec:
 			}
 			return nil
 		})
+	})
+
+	t.Run("cronjob", func(t *testing.T) {
+		k.ok("create", "cronjob", "tick", "-n", "real", "--image=busybox:1.36", "--schedule=*/1 * * * *", "--", "sh", "-c", "echo tick")
+		// Two minutes on, by the manager's clock: a start is due.
+		if err := os.WriteFile(c.clockFile+".tmp", []byte("2m"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(c.clockFile+".tmp", c.clockFile); err != nil {
+			t.Fatal(err)
+		}
+		var job string
+		within(t, 60*time.Second, "a completed Job of the CronJob", func() error {
+			l, err := c.cs.BatchV1().Jobs("real").List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return err
+			}
+			for _, j := range l.Items {
+				if ref := metav1.GetControllerOf(&j); ref != nil && ref.Kind == "CronJob" && j.Status.Succeeded == 1 {
+					job = j.Name
+					return nil
+				}
+			}
+			return fmt.Errorf("%d jobs, none completed by the CronJob", len(l.Items))
+		})
+		if out := k.ok("logs", "-n", "real", "job/"+job); out != "tick\n" {
+			t.Errorf("the CronJob's pod said %q", out)
+		}
+		k.ok("delete", "cronjob", "tick", "-n", "real")
 	})
 
 	t.Run("graceful deletion", func(t *testing.T) {

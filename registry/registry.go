@@ -79,6 +79,10 @@ type Resource struct {
 	// (TokenReview, SubjectAccessReview); nothing is stored and create is
 	// its only verb.
 	CreateOnly bool
+	// Computed: the resource is measured when asked for, not stored
+	// (metrics.k8s.io's usage figures, from the node agents); get and
+	// list are its verbs.
+	Computed bool
 
 	// CRD names the CustomResourceDefinition serving this resource; its
 	// objects are unstructured.
@@ -130,6 +134,9 @@ func (r *Resource) HoldsDeletion(obj runtime.Object) bool {
 func (r *Resource) Verbs() []string {
 	if r.CreateOnly {
 		return []string{"create"}
+	}
+	if r.Computed {
+		return []string{"get", "list"}
 	}
 	return []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
 }

@@ -35,6 +35,12 @@ func schemasOf(reg *registry.Registry) (*schemas.Set, error) {
 	for _, g := range view.Groups() {
 		for _, v := range g.Versions {
 			for _, r := range view.Resources(g.Name, v) {
+				if r.Computed {
+					// metrics.k8s.io has no generated definitions;
+					// kube-apiserver too describes it only through
+					// the aggregated metrics-server.
+					continue
+				}
 				resources = append(resources, schemas.Resource{
 					Group: r.Group, Version: r.Version, Resource: r.Resource, Kind: r.Kind, ListKind: r.ListKind,
 					Namespaced: r.Namespaced, Status: r.Status, Scale: r.Scale != nil, CreateOnly: r.CreateOnly,

@@ -203,6 +203,12 @@ func (s *Server) nodeAddress(ctx context.Context, name string, inClusters ...str
 	if node == nil {
 		return "", apierrors.NewNotFound(schemaGR("", "nodes"), name)
 	}
+	return agentAddress(node)
+}
+
+// agentAddress is where a node's agent listens.
+func agentAddress(node *corev1.Node) (string, error) {
+	name := node.Name
 	host := ""
 	for _, want := range []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeHostName} {
 		for _, a := range node.Status.Addresses {

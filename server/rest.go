@@ -88,6 +88,9 @@ func (s *Server) dispatch(c *call) error {
 		}
 		return s.createVirtual(c)
 	}
+	if c.res.Computed {
+		return s.serveMetrics(c)
+	}
 	if isWildcard(c.ctx) {
 		switch {
 		case ri.Subresource != "" || ri.Name != "":
