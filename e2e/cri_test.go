@@ -27,8 +27,8 @@ import (
 type criCluster struct {
 	srv       *pgkube
 	clockFile string
-	cs  kubernetes.Interface
-	k   *kubectl
+	cs        kubernetes.Interface
+	k         *kubectl
 }
 
 func startCRICluster(t *testing.T) *criCluster {
