@@ -43,6 +43,7 @@ const (
 	apiEvents       = "events.k8s.io"
 	apiExtensions   = "extensions"
 	apiNetworking   = "networking.k8s.io"
+	apiMetrics      = "metrics.k8s.io"
 	apiNode         = "node.k8s.io"
 	apiPolicy       = "policy"
 	apiStorage      = "storage.k8s.io"
@@ -140,7 +141,11 @@ func DefaultPolicy() Policy {
 			"ingresses", "ingresses/status", "replicasets", "replicasets/scale", "replicasets/status", "replicationcontrollers/scale",
 			"networkpolicies"),
 		rule(read...).groups(apiPolicy).resources("poddisruptionbudgets", "poddisruptionbudgets/status"),
-		rule(read...).groups(apiNetworking).resources("networkpolicies", "ingresses", "ingresses/status"))
+		rule(read...).groups(apiNetworking).resources("networkpolicies", "ingresses", "ingresses/status"),
+		// Upstream gets this from metrics-server's
+		// system:aggregated-metrics-reader, which aggregates into view
+		// (and so edit and admin); pgkube serves metrics.k8s.io itself.
+		rule(read...).groups(apiMetrics).resources("pods", "nodes"))
 
 	clusterRole("system:node", nil,
 		rule("create").groups(apiAuthn).resources("tokenreviews"),
