@@ -162,6 +162,29 @@ func TestCRIRealPods(t *testing.T) {
 		}
 	})
 
+	t.Run("top", func(t *testing.T) {
+		// Usage measured by containerd, through metrics.k8s.io.
+		within(t, 60*time.Second, "kubectl top pods", func() error {
+			out, err := k.run("", "top", "pods", "-n", "real", "-l", "app=web", "--no-headers")
+			if err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			if len(lines) != 3 {
+				return fmt.Errorf("%d rows: %s", len(lines), out)
+			}
+			for _, l := range lines {
+				f := strings.Fields(l)
+				if len(f) != 3 || !strings.HasSuffix(f[1], "m") || !strings.HasSuffix(f[2], "Mi") || f[2] == "0Mi" {
+					return fmt.Errorf("row %q", l)
+				}
+			}
+			return nil
+		})
+		out := k.ok("top", "node")
+		contains(t, out, "CPU(cores)", "MEMORY(bytes)", agHostNode(t))
+	})
+
 	t.Run("port-forward", func(t *testing.T) {
 		// Pods share the host's network for now: the server takes a free
 		// port of the host.
