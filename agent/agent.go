@@ -68,6 +68,16 @@ type Options struct {
 	// port 0.
 	CertDir string
 	Port    int // the server's port, 0 for any free one
+
+	// EvictionHard: thresholds below which a node's pods are evicted
+	// (see eviction.go); none, never.
+	EvictionHard     []EvictionThreshold
+	EvictionInterval time.Duration // how often memory is checked, default 10s
+	// EvictionPressureTransitionPeriod: a node reports pressure until
+	// this long after it was last found under a threshold, so that its
+	// taint does not come and go with each eviction; default 5m, the
+	// kubelet's.
+	EvictionPressureTransitionPeriod time.Duration
 }
 
 func (o *Options) defaults() {
@@ -92,6 +102,12 @@ func (o *Options) defaults() {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
+	if o.EvictionInterval == 0 {
+		o.EvictionInterval = 10 * time.Second
+	}
+	if o.EvictionPressureTransitionPeriod == 0 {
+		o.EvictionPressureTransitionPeriod = 5 * time.Minute
+	}
 }
 
 // Agent is a running node agent.
@@ -109,8 +125,9 @@ type Agent struct {
 	nodes  map[string]*nodeState
 	pods   *framework.Informer[*corev1.Pod]
 	queue  *framework.Queue
-	single string // the node's name when there is one
-	port   int32  // where the agent's server listens, 0 for none
+	single string           // the node's name when there is one
+	port   int32            // where the agent's server listens, 0 for none
+	evict  *evictionManager // nil: no eviction thresholds
 
 	mu      sync.Mutex
 	keys    map[types.UID]framework.Key
@@ -174,6 +191,7 @@ func New(ctx context.Context, o Options, clients *framework.Clients) (*Agent, er
 	if o.Nodes == 1 {
 		a.single = o.NodeName
 	}
+	a.evict = newEvictionManager(a)
 	selector := "spec.nodeName!="
 	if a.single != "" {
 		selector = "spec.nodeName=" + a.single
@@ -279,6 +297,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer wg.Done()
 		a.queue.Run(ctx, a.opts.Workers, a.pods.HasSynced)
 	}()
+	if a.evict != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.evict.run(ctx)
+		}()
+	}
 	if srv != nil {
 		wg.Add(1)
 		go func() {
@@ -565,6 +590,11 @@ func (a *Agent) sync(ctx context.Context, k framework.Key) error {
 	}
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		return nil // finished: nothing runs any more
+	}
+	if a.evict != nil {
+		if ev := a.evict.pending(pod.UID); ev != nil {
+			return a.evictPod(ctx, k, ns, pod, ev)
+		}
 	}
 	rs, err := a.opts.Runtime.SyncPod(ctx, node, pod)
 	if err != nil {

@@ -118,6 +118,15 @@ func (a *Agent) nodeStatus(ns nodeSpec, old *corev1.NodeStatus) corev1.NodeStatu
 			alloc[n] = c
 		}
 	}
+	if q, ok := a.evictionReserve(capacity); ok {
+		if c, ok := alloc[corev1.ResourceMemory]; ok {
+			c.Sub(q)
+			if c.Sign() < 0 {
+				c = resource.MustParse("0")
+			}
+			alloc[corev1.ResourceMemory] = c
+		}
+	}
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
 	ready := corev1.NodeCondition{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", Message: "kubelet is posting ready status"}
 	if err := a.runtimeErr(); err != nil {
@@ -125,7 +134,7 @@ func (a *Agent) nodeStatus(ns nodeSpec, old *corev1.NodeStatus) corev1.NodeStatu
 			Message: "container runtime is down: " + err.Error()}
 	}
 	conds := []corev1.NodeCondition{
-		{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientMemory", Message: "kubelet has sufficient memory available"},
+		a.memoryPressureCondition(ns.Name),
 		{Type: corev1.NodeDiskPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasNoDiskPressure", Message: "kubelet has no disk pressure"},
 		{Type: corev1.NodePIDPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientPID", Message: "kubelet has sufficient PID available"},
 		ready,

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -65,6 +66,11 @@ func simulatedUsage(pod *corev1.Pod, name string) (nanoCores, memory uint64) {
 			}
 			if q, ok := c.Resources.Requests[corev1.ResourceMemory]; ok && q.Sign() > 0 {
 				memory = uint64(q.Value())
+			}
+			if v, ok := setting(pod, AnnMemoryUsage, name, true); ok {
+				if q, err := resource.ParseQuantity(v); err == nil && q.Sign() >= 0 {
+					memory = uint64(q.Value())
+				}
 			}
 			return nanoCores, memory
 		}

@@ -41,6 +41,9 @@ func runAgent(ctx context.Context, args []string) error {
 	fs.BoolVar(&o.Events, "events", true, "record container Events (Pulled, Created, Started, Killing, BackOff)")
 	fs.StringVar(&o.CertDir, "cert-dir", "", "the API server's certificate directory (its CA signs the agent's serving certificate and the API server's client certificate); unset, logs, exec, attach and port forwarding are not served")
 	fs.IntVar(&o.Port, "port", agent.DefaultPort, "port of the agent's HTTPS server for the API server, on the node IP (0: any free port)")
+	evictionHard := fs.String("eviction-hard", agent.DefaultEvictionHard, "evict pods when a node's memory.available (capacity minus its pods' working sets, and at most the host's MemAvailable for a real node) falls below this: QUANTITY or PERCENT% of capacity (\"\": never); simulated pods use their memory requests, or pgkube.io/simulate-memory-usage")
+	fs.DurationVar(&o.EvictionInterval, "eviction-monitoring-interval", 10*time.Second, "how often the nodes' memory is checked against --eviction-hard")
+	fs.DurationVar(&o.EvictionPressureTransitionPeriod, "eviction-pressure-transition-period", 5*time.Minute, "how long a node keeps MemoryPressure (and its taint) after it was last under --eviction-hard")
 	var sim agent.SimulatedOptions
 	fs.DurationVar(&sim.StartDelay, "start-delay", 0, "simulated: containers start this long after the pod reaches the node")
 	fs.DurationVar(&sim.ReadyDelay, "ready-delay", 0, "simulated: running containers are ready after this long")
@@ -87,6 +90,9 @@ func runAgent(ctx context.Context, args []string) error {
 	}
 	if o.Taints, err = parseTaints(*taints); err != nil {
 		return fmt.Errorf("--register-with-taints: %w", err)
+	}
+	if o.EvictionHard, err = agent.ParseEvictionHard(*evictionHard); err != nil {
+		return fmt.Errorf("--eviction-hard: %w", err)
 	}
 	return agent.Run(ctx, o)
 }
