@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/pgkube/pgkube/internal/nodeconn"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -109,8 +111,7 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// httpError is an answer other than 200: the kubelet answers in plain
-// text, which the API server turns into a Status of the same code.
+// httpError is an answer other than 200.
 type httpError struct {
 	code int
 	msg  string
@@ -122,6 +123,9 @@ func fail(code int, format string, args ...any) error {
 	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
+// writeError answers with a Status: the API server passes refusals of
+// upgrade requests (exec, attach, port-forward) to the client unchanged,
+// and kubectl shows a Status' message but not a plain-text body there.
 func writeError(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
 	var he *httpError
@@ -134,10 +138,37 @@ func writeError(w http.ResponseWriter, err error) {
 			code = c
 		}
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	status := metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusFailure,
+		Code: int32(code), Message: err.Error()}
+	if st != nil {
+		status.Reason, status.Details = st.Status().Reason, st.Status().Details
+	}
+	if status.Reason == "" || status.Reason == metav1.StatusReasonUnknown {
+		status.Reason = reasonOf(code)
+	}
+	body, _ := json.Marshal(status)
+	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
-	w.Write([]byte(err.Error())) //nolint:errcheck
+	w.Write(body) //nolint:errcheck
+}
+
+func reasonOf(code int) metav1.StatusReason {
+	switch code {
+	case http.StatusBadRequest:
+		return metav1.StatusReasonBadRequest
+	case http.StatusNotFound:
+		return metav1.StatusReasonNotFound
+	case http.StatusForbidden:
+		return metav1.StatusReasonForbidden
+	case http.StatusMethodNotAllowed:
+		return metav1.StatusReasonMethodNotAllowed
+	case http.StatusServiceUnavailable:
+		return metav1.StatusReasonServiceUnavailable
+	case http.StatusInternalServerError:
+		return metav1.StatusReasonInternalError
+	}
+	return metav1.StatusReasonUnknown
 }
 
 // pod finds the pod a request names: in the cluster the API server says,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -115,6 +116,14 @@ func get(t *testing.T, c *http.Client, u string, h map[string]string) (int, stri
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	// Refusals are Statuses; their message is what the cases compare.
+	var st metav1.Status
+	if resp.StatusCode >= 400 {
+		if err := json.Unmarshal(b, &st); err != nil || st.Kind != "Status" || int(st.Code) != resp.StatusCode {
+			t.Errorf("%s: a refusal that is no Status: %d %q", u, resp.StatusCode, b)
+		}
+		return resp.StatusCode, st.Message, nil
+	}
 	return resp.StatusCode, string(b), nil
 }
 
