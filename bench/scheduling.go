@@ -37,6 +37,8 @@ type schedulingResults struct {
 	firstBound, lastBound       time.Duration
 	drainPods                   int
 	drain                       time.Duration // a new scheduler's start → the last of drainPods bound
+	drainFirst, drainLast       time.Duration // the first and last of drainPods bound, since the section's start
+	drainStart                  time.Duration // the new scheduler's start, since the section's start
 	bindLatency50, bindLatency9 time.Duration // pod created (seen) → bound (seen)
 	apiRSS, schedRSS, agentRSS  int64         // peak, KiB
 	pgRSS                       int64         // peak, bytes
@@ -48,12 +50,14 @@ type schedulingResults struct {
 func (r schedulingResults) failed() int { return r.errs }
 
 // throughput is pods bound per second by a scheduler that starts with
-// drainPods waiting.
+// drainPods waiting, from its first binding to its last (as upstream's
+// scheduler_perf counts: its start, informers' first lists included, is
+// reported apart).
 func (r schedulingResults) throughput() float64 {
-	if r.drain <= 0 {
-		return 0
+	if d := r.drainLast - r.drainFirst; d > 0 {
+		return float64(r.drainPods-1) / d.Seconds()
 	}
-	return float64(r.drainPods) / r.drain.Seconds()
+	return 0
 }
 
 func runScheduling(ctx context.Context, c config, api *apiServer, bin, dir string, mem *sampler) (schedulingResults, error) {
@@ -195,6 +199,7 @@ func runScheduling(ctx context.Context, c config, api *apiServer, bin, dir strin
 	}
 	_, boundBefore, _, _ := counts()
 	drainStart := time.Now()
+	res.drainStart = drainStart.Sub(start)
 	if sched, err = startChild(bin, filepath.Join(dir, "scheduling-scheduler2.log"), "scheduler", "--kubeconfig", kc, "--leader-elect=false"); err != nil {
 		close(stopSampling)
 		wg.Wait()
@@ -211,8 +216,12 @@ func runScheduling(ctx context.Context, c config, api *apiServer, bin, dir strin
 	wg.Wait()
 	mu.Lock()
 	var lat []time.Duration
-	res.firstBound = time.Hour
+	res.firstBound, res.drainFirst = time.Hour, time.Hour
 	for name, t := range times {
+		if t.bound > 0 && strings.HasPrefix(name, "drain-") {
+			res.drainFirst = min(res.drainFirst, t.bound)
+			res.drainLast = max(res.drainLast, t.bound)
+		}
 		if t.bound == 0 || !strings.HasPrefix(name, "sched-") {
 			continue
 		}
@@ -235,8 +244,10 @@ func printSchedulingReport(w io.Writer, c config, m machine, r schedulingResults
 	fmt.Fprintf(tw, "%d pods: all created / all Running\t%.1f s / %.1f s\t(target ≤ 60 s for 3000 on 100 nodes)\t%s\n",
 		r.pods, r.allCreated.Seconds(), r.allRunning.Seconds(), check(r.allRunning <= 60*time.Second))
 	fmt.Fprintf(tw, "pod seen → bound while Deployments fill, as a watcher sees it: p50 / p90\t%s / %s\n", ms(r.bindLatency50), ms(r.bindLatency9))
-	fmt.Fprintf(tw, "scheduler throughput: %d waiting pods bound by a new scheduler\t%.1f s, %.0f pods/s\t(target ≥ 200/s)\t%s\n",
-		r.drainPods, r.drain.Seconds(), r.throughput(), check(r.throughput() >= 200))
+	fmt.Fprintf(tw, "%d waiting pods, a new scheduler: its start → first / last binding\t%.1f s / %.1f s\n",
+		r.drainPods, (r.drainFirst - r.drainStart).Seconds(), r.drain.Seconds())
+	fmt.Fprintf(tw, "scheduler throughput: pods bound per second, first → last binding\t%.0f pods/s\t(target ≥ 200/s)\t%s\n",
+		r.throughput(), check(r.throughput() >= 200))
 	fmt.Fprintf(tw, "scheduler CPU / API server CPU until all Running\t%.1f CPU-s / %.1f CPU-s\n", r.schedCPU, r.apiCPU)
 	fmt.Fprintf(tw, "peak RSS: API server / scheduler / agent / PostgreSQL\t%d / %d / %d / %s MiB\n",
 		r.apiRSS/1024, r.schedRSS/1024, r.agentRSS/1024, fmt.Sprint(r.pgRSS>>20))

@@ -70,7 +70,7 @@ func (o *Options) defaults() {
 		o.SchedulerName = DefaultSchedulerName
 	}
 	if o.BindWorkers == 0 {
-		o.BindWorkers = 16
+		o.BindWorkers = 64
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
