@@ -38,6 +38,11 @@ type call struct {
 	// applied: the write is a server-side apply, whose merge maintains
 	// managedFields itself.
 	applied bool
+	// untracked: the write leaves managedFields as they are, as
+	// upstream's registry does for a pod's binding (it writes the pod
+	// without the field manager), which also spares the scheduler's
+	// hottest write the field manager's cost.
+	untracked bool
 }
 
 func schemaGR(group, resource string) schema.GroupResource {

@@ -186,6 +186,7 @@ func (s *Server) bindPod(c *call) error {
 	}
 	// Conflicts name the subresource, as upstream's.
 	bindingGR := schemaGR("", "pods/binding")
+	c.untracked = true
 	_, _, err = s.updateObject(c, c.ri.Namespace, c.ri.Name, func(cur runtime.Object) (runtime.Object, string, error) {
 		p := cur.(*corev1.Pod)
 		if p.DeletionTimestamp != nil {

@@ -208,7 +208,7 @@ func (s *Server) updateObject(c *call, namespace, name string, change mutation) 
 		if err := s.prepareUpdate(c, obj, cur); err != nil {
 			return nil, storage.Object{}, err
 		}
-		if !c.applied {
+		if !c.applied && !c.untracked {
 			if obj, err = s.trackUpdate(c, cur, obj); err != nil {
 				return nil, storage.Object{}, err
 			}
