@@ -683,7 +683,18 @@ spec:
 			}
 			return nil
 		})
-		k.ok("delete", "daemonset", "everywhere", "-n", "real")
+		// Its pods go while their nodes' agent still runs to end them.
+		k.ok("delete", "daemonset", "everywhere", "-n", "real", "--cascade=foreground")
+		within(t, 60*time.Second, "the DaemonSet's pods gone", func() error {
+			l, err := c.cs.CoreV1().Pods("real").List(ctx, metav1.ListOptions{LabelSelector: "app=everywhere"})
+			if err != nil {
+				return err
+			}
+			if len(l.Items) != 0 {
+				return fmt.Errorf("%d pods left", len(l.Items))
+			}
+			return nil
+		})
 	})
 
 	// Pods' files go with them.

@@ -113,8 +113,18 @@ func TestReplicationControllerScale(t *testing.T) {
 	if err != nil || sc.Spec.Replicas != 1 || sc.Status.Selector != "app=rc" {
 		t.Fatalf("scale: %v %+v", err, sc)
 	}
-	sc.Spec.Replicas = 4
-	if _, err := cs.CoreV1().ReplicationControllers("rc-scale").UpdateScale(ctx, "rc", sc, metav1.UpdateOptions{}); err != nil {
+	// The replication manager writes the controller's status meanwhile:
+	// each try starts from a fresh read.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		sc, err := cs.CoreV1().ReplicationControllers("rc-scale").GetScale(ctx, "rc", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		sc.Spec.Replicas = 4
+		_, err = cs.CoreV1().ReplicationControllers("rc-scale").UpdateScale(ctx, "rc", sc, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	rc, _ := cs.CoreV1().ReplicationControllers("rc-scale").Get(ctx, "rc", metav1.GetOptions{})
