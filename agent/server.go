@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -153,22 +154,9 @@ func writeError(w http.ResponseWriter, err error) {
 	w.Write(body) //nolint:errcheck
 }
 
+// reasonOf is the Status reason kube-apiserver gives a code.
 func reasonOf(code int) metav1.StatusReason {
-	switch code {
-	case http.StatusBadRequest:
-		return metav1.StatusReasonBadRequest
-	case http.StatusNotFound:
-		return metav1.StatusReasonNotFound
-	case http.StatusForbidden:
-		return metav1.StatusReasonForbidden
-	case http.StatusMethodNotAllowed:
-		return metav1.StatusReasonMethodNotAllowed
-	case http.StatusServiceUnavailable:
-		return metav1.StatusReasonServiceUnavailable
-	case http.StatusInternalServerError:
-		return metav1.StatusReasonInternalError
-	}
-	return metav1.StatusReasonUnknown
+	return apierrors.NewGenericServerResponse(code, "", schema.GroupResource{}, "", "", 0, false).ErrStatus.Reason
 }
 
 // pod finds the pod a request names: in the cluster the API server says,
@@ -438,27 +426,24 @@ func readStreamOptions(q url.Values) (streamOptions, error) {
 }
 
 func (s *Server) exec(w http.ResponseWriter, r *http.Request) {
-	s.stream(w, r, func(p *corev1.Pod) (*url.URL, error) {
-		container := r.PathValue("container")
-		if !containerSpec(p, container) {
-			return nil, fail(http.StatusNotFound, "container not found (%q)", container)
-		}
-		o, err := readStreamOptions(r.URL.Query())
-		if err != nil {
-			return nil, err
-		}
+	s.containerStream(w, r, "runs no containers to exec in", func(p *corev1.Pod, container string, o streamOptions) (*url.URL, error) {
 		cmd := r.URL.Query()[corev1.ExecCommandParam]
 		if len(cmd) == 0 {
 			return nil, fail(http.StatusBadRequest, "you must specify at least one command for the container")
-		}
-		if s.opts.Streams == nil {
-			return nil, s.noStreams("runs no containers to exec in")
 		}
 		return s.opts.Streams.Exec(r.Context(), p, container, cmd, o.tty, o.stdin, o.stdout, o.stderr)
 	})
 }
 
 func (s *Server) attach(w http.ResponseWriter, r *http.Request) {
+	s.containerStream(w, r, "runs no containers to attach to", func(p *corev1.Pod, container string, o streamOptions) (*url.URL, error) {
+		return s.opts.Streams.Attach(r.Context(), p, container, o.tty, o.stdin, o.stdout, o.stderr)
+	})
+}
+
+// containerStream is a stream into one container (exec, attach): the
+// container must be the pod's, the options sound and streams served.
+func (s *Server) containerStream(w http.ResponseWriter, r *http.Request, none string, locate func(*corev1.Pod, string, streamOptions) (*url.URL, error)) {
 	s.stream(w, r, func(p *corev1.Pod) (*url.URL, error) {
 		container := r.PathValue("container")
 		if !containerSpec(p, container) {
@@ -469,9 +454,9 @@ func (s *Server) attach(w http.ResponseWriter, r *http.Request) {
 			return nil, err
 		}
 		if s.opts.Streams == nil {
-			return nil, s.noStreams("runs no containers to attach to")
+			return nil, s.noStreams(none)
 		}
-		return s.opts.Streams.Attach(r.Context(), p, container, o.tty, o.stdin, o.stdout, o.stderr)
+		return locate(p, container, o)
 	})
 }
 
